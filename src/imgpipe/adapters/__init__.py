@@ -1,0 +1,1 @@
+"""Concrete adapters for the domain ports; only ``imgpipe.bootstrap`` imports them."""

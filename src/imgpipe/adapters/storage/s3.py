@@ -1,0 +1,148 @@
+"""``S3Store``: the ObjectStore port on any S3-compatible server through aiobotocore (path-style, SigV4)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+import aiohttp
+import botocore.session
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from imgpipe.config import S3Settings
+from imgpipe.domain.errors import ObjectNotFound, StoreUnavailable
+from imgpipe.domain.ports import ObjectStream
+
+__all__ = ["S3Store"]
+
+_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+_ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
+_CHUNK = 256 * 1024
+
+
+class S3Store:
+    """Use as ``async with S3Store(cfg) as store``: the HTTP session lives as long as the block."""
+
+    def __init__(self, cfg: S3Settings) -> None:
+        self._cfg = cfg
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+        self._signer: Any = None
+        self._buckets: list[str] = []
+
+    async def __aenter__(self) -> S3Store:
+        cfg = self._cfg
+        common: dict[str, Any] = {
+            "signature_version": "s3v4",
+            "s3": {"addressing_style": "path"},
+            "connect_timeout": cfg.timeout_seconds,
+            "read_timeout": cfg.timeout_seconds,
+            # imgpipe retries with its own backoff; one quick retry here smooths a blip.
+            "retries": {"max_attempts": 2, "mode": "standard"},
+        }
+        credentials = {
+            "region_name": cfg.region,
+            "aws_access_key_id": cfg.access_key,
+            "aws_secret_access_key": cfg.secret_key,
+        }
+        self._client = await self._stack.enter_async_context(
+            get_session().create_client(
+                "s3", endpoint_url=cfg.endpoint_url, config=AioConfig(**common), **credentials
+            )
+        )
+        # Presigned URLs are for browsers, so they are signed for the public endpoint;
+        # signing is local computation, this client never sends a request.
+        self._signer = botocore.session.get_session().create_client(
+            "s3", endpoint_url=cfg.public_endpoint_url, config=Config(**common), **credentials
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def _call(self, op: str, **params: Any) -> Any:
+        try:
+            return await getattr(self._client, op)(**params)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _MISSING:
+                raise ObjectNotFound(f"No object {params.get('Bucket')}/{params.get('Key', '')}.") from exc
+            raise StoreUnavailable(f"The object storage refused {op}: {code or exc}") from exc
+        except (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"The object storage did not answer {op}: {type(exc).__name__}") from exc
+
+    async def ensure_bucket(self, bucket: str) -> None:
+        params: dict[str, Any] = {"Bucket": bucket}
+        if self._cfg.region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self._cfg.region}
+        try:
+            await self._client.create_bucket(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _ALREADY_THERE:
+                raise StoreUnavailable(f"Could not create the bucket {bucket}: {exc}") from exc
+        except (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"The object storage did not answer: {type(exc).__name__}") from exc
+        if bucket not in self._buckets:
+            self._buckets.append(bucket)
+
+    async def ping(self) -> None:
+        if not self._buckets:
+            await self._call("list_buckets")
+        for bucket in self._buckets:
+            try:
+                await self._call("head_bucket", Bucket=bucket)
+            except ObjectNotFound as exc:
+                raise StoreUnavailable(f"The bucket {bucket} is missing.") from exc
+
+    async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        await self._call("put_object", Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+    async def put_file(self, bucket: str, key: str, fileobj: BinaryIO, size: int, content_type: str) -> None:
+        fileobj.seek(0)
+        await self._call(
+            "put_object", Bucket=bucket, Key=key, Body=fileobj, ContentLength=size, ContentType=content_type
+        )
+
+    async def get(self, bucket: str, key: str) -> bytes:
+        response = await self._call("get_object", Bucket=bucket, Key=key)
+        try:
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+                return data
+        except (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"The object storage broke off reading {bucket}/{key}.") from exc
+
+    async def open(self, bucket: str, key: str) -> ObjectStream:
+        response = await self._call("get_object", Bucket=bucket, Key=key)
+        body = response["Body"]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with body:
+                async for chunk in body.iter_chunks(_CHUNK):
+                    yield chunk
+
+        return ObjectStream(size=int(response["ContentLength"]), chunks=chunks())
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await self._call("delete_object", Bucket=bucket, Key=key)
+
+    async def list(self, bucket: str, prefix: str = "") -> list[str]:
+        keys: list[str] = []
+        token: dict[str, str] = {}
+        while True:
+            page = await self._call("list_objects_v2", Bucket=bucket, Prefix=prefix, **token)
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                return sorted(keys)
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def presigned_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
+        url: str = self._signer.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires.total_seconds())
+        )
+        return url

@@ -1,0 +1,94 @@
+"""``create_app(settings)``: the FastAPI application, its lifespan, health checks and the web page."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+import imgpipe
+from imgpipe.api import problems
+from imgpipe.api.routes import router
+from imgpipe.bootstrap import Services, build_services
+from imgpipe.config import Settings
+from imgpipe.domain.errors import ImgpipeError
+
+__all__ = ["create_app"]
+
+_READY_TIMEOUT = 3.0
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the app; it connects to its backends in the lifespan, not here.
+
+    Pass ``services`` when something else (``imgpipe run``) owns them.
+    """
+    settings = settings or (services.settings if services else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        async with build_services(settings) as built:
+            app.state.services = built
+            yield
+
+    app = FastAPI(
+        title="imgpipe",
+        version=imgpipe.__version__,
+        summary="Upload images; get thumbnails, made asynchronously.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(router)
+
+    @app.get("/health", tags=["operations"], summary="Liveness: the process answers; checks no dependency")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        summary="Readiness: 200 only when the database, broker and storage answer",
+        responses={503: problems.PROBLEM_RESPONSES[503]},
+    )
+    async def ready(request: Request) -> Any:
+        svc: Services = request.app.state.services
+        checks = {"database": svc.jobs.ping(), "broker": svc.queue.ping(), "storage": svc.store.ping()}
+        results = await asyncio.gather(*(_check(c) for c in checks.values()))
+        report = dict(zip(checks, results, strict=True))
+        failed = [name for name, result in report.items() if result != "ok"]
+        if failed:
+            return problems.problem(
+                503, "not_ready", f"Not ready: {', '.join(failed)} did not answer.", "/ready", checks=report
+            )
+        return JSONResponse({"status": "ready", "checks": report})
+
+    static = files("imgpipe.api") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(str(static / "index.html"), headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+async def _check(probe: Any) -> str:
+    try:
+        await asyncio.wait_for(probe, _READY_TIMEOUT)
+    except ImgpipeError as exc:
+        return exc.message
+    except TimeoutError:
+        return f"no answer within {_READY_TIMEOUT:g} s"
+    except Exception as exc:  # a readiness probe reports, it does not crash
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"

@@ -1,0 +1,139 @@
+"""The image routes of the HTTP contract: upload, status (with long-poll), list, variant download."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from imgpipe.api.problems import PROBLEM_RESPONSES, problem
+from imgpipe.api.schemas import JobOut, JobPage, decode_cursor, encode_cursor, job_out
+from imgpipe.api.upload import receive_upload
+from imgpipe.bootstrap import Services
+from imgpipe.domain.job import Job
+from imgpipe.services import queries
+from imgpipe.services.uploads import Upload, accept_upload
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/images", tags=["images"])
+
+_MULTIPART = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "The image."}},
+                }
+            }
+        },
+    }
+}
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+def _render(job: Job, request: Request, svc: Services) -> dict[str, Any]:
+    presign = {v.type: svc.store.presigned_url(v.bucket, v.key, svc.policy.presign_expires) for v in job.variants}
+    base = str(request.base_url).rstrip("/")
+    return job_out(job, base_url=base, presign=presign).model_dump(mode="json")
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    summary="Upload an image; its variants are made asynchronously",
+    openapi_extra=_MULTIPART,
+    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k != 404},
+)
+async def upload_image(request: Request, svc: Svc) -> JSONResponse:
+    received = await receive_upload(
+        request, max_bytes=svc.settings.max_upload_bytes, idle_timeout=svc.settings.upload_idle_timeout_seconds
+    )
+    try:
+        job = await accept_upload(
+            Upload(file=received.file, size=received.size, sha256=received.sha256, filename=received.filename),
+            jobs=svc.jobs,
+            store=svc.store,
+            queue=svc.queue,
+            policy=svc.policy,
+        )
+    finally:
+        await asyncio.to_thread(received.file.close)
+    body = _render(job, request, svc)
+    return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})
+
+
+@router.get("", response_model=JobPage, summary="Recent jobs, newest first", responses={422: PROBLEM_RESPONSES[422]})
+async def list_images(
+    request: Request,
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor from the previous page")] = None,
+) -> Any:
+    try:
+        before = decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        return problem(422, "invalid_cursor", str(exc), request.url.path)
+    page = await queries.list_jobs(jobs=svc.jobs, limit=limit, before=before)
+    return {
+        "items": [_render(job, request, svc) for job in page.jobs],
+        "next_cursor": encode_cursor(page.next_cursor) if page.next_cursor else None,
+    }
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    summary="A job's status, metadata and variants",
+    responses={404: PROBLEM_RESPONSES[404]},
+)
+async def get_image(
+    job_id: UUID,
+    request: Request,
+    svc: Svc,
+    wait: Annotated[
+        float, Query(ge=0, le=60, description="Long-poll: answer as soon as the status changes, or after this many seconds")
+    ] = 0,
+) -> Any:
+    if wait:
+        job = await queries.wait_for_change(job_id, jobs=svc.jobs, timeout=wait)
+    else:
+        job = await queries.get_job(job_id, jobs=svc.jobs)
+    return _render(job, request, svc)
+
+
+@router.get(
+    "/{job_id}/variants/{variant_type}",
+    summary="The bytes of one variant (original or thumbnail)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/*": {}}}, 404: PROBLEM_RESPONSES[404]},
+)
+async def get_variant(job_id: UUID, variant_type: str, svc: Svc) -> StreamingResponse:
+    job = await queries.get_job(job_id, jobs=svc.jobs)
+    variant, stream = await queries.open_variant(job, variant_type, store=svc.store)
+    extension = variant.key.rsplit(".", 1)[-1]
+    headers = {
+        "Content-Length": str(stream.size),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Content-Disposition": f'inline; filename="{job.id}-{variant.type}.{extension}"',
+        "Cache-Control": "private, max-age=3600",
+    }
+    if variant.sha256:
+        headers["ETag"] = f'"{variant.sha256}"'
+    # The sniffed type, never the client's: a polyglot is served as the image it claimed to be.
+    return StreamingResponse(stream.chunks, media_type=variant.content_type, headers=headers)

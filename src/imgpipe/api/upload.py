@@ -1,0 +1,176 @@
+"""Receive a multipart upload as a stream: spool the ``file`` field to disk, count, hash and sniff it as it comes.
+
+Nothing is buffered whole. The byte limit is enforced while reading (a lying or
+missing Content-Length changes nothing), the format is sniffed from the first
+bytes so a non-image is refused before the rest arrives, and a client that
+stops sending is cut off after an idle timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from imgpipe.domain.errors import PermanentError, UploadTooLarge
+from imgpipe.imaging.sniff import sniff
+
+__all__ = ["BadUpload", "ReceivedFile", "UploadTimeout", "receive_upload"]
+
+FIELD = "file"
+_SPOOL_IN_MEMORY = 1 << 20  # larger uploads spill to a temporary file
+_SNIFF_BYTES = 64
+_ENVELOPE = 256 * 1024  # room for multipart headers and small extra fields
+
+
+class BadUpload(PermanentError):
+    code = "invalid_upload"
+    default_message = "Send the image as multipart/form-data in a field named 'file'."
+
+
+class UploadTimeout(PermanentError):
+    code = "upload_timeout"
+    default_message = "The upload stalled: no data arrived within the idle timeout."
+
+
+@dataclass
+class ReceivedFile:
+    file: IO[bytes]
+    size: int
+    sha256: str
+    filename: str | None
+
+
+@dataclass
+class _Part:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    is_file: bool = False
+
+
+class _Collector:
+    """Multipart callbacks that keep only the first ``file`` field."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.found = False
+        self.filename: str | None = None
+        self.done_with_file = False
+        self.sniffed = False
+        self.head = b""
+        self.part = _Part()
+        self._field = b""
+        self._value = b""
+
+    def callbacks(self) -> Any:
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": lambda d, s, e: self._add("_field", d[s:e]),
+            "on_header_value": lambda d, s, e: self._add("_value", d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_done,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+        }
+
+    def _add(self, name: str, chunk: bytes) -> None:
+        setattr(self, name, getattr(self, name) + chunk)
+
+    def _begin(self) -> None:
+        self.part = _Part()
+
+    def _header_end(self) -> None:
+        self.part.headers[self._field.lower()] = self._value
+        self._field = self._value = b""
+
+    def _headers_done(self) -> None:
+        _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
+        if options.get(b"name") == FIELD.encode() and not self.found:
+            self.part.is_file = self.found = True
+            raw = options.get(b"filename")
+            self.filename = raw.decode("utf-8", "replace") if raw is not None else None
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if not self.part.is_file or self.done_with_file:
+            return
+        chunk = data[start:end]
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise UploadTooLarge(f"The upload is larger than the limit of {self.max_bytes} bytes.")
+        if not self.sniffed:
+            self.head += chunk[: _SNIFF_BYTES - len(self.head)]
+            if len(self.head) >= _SNIFF_BYTES:
+                self._sniff()
+        self.hash.update(chunk)
+        self.spool.write(chunk)
+
+    def _sniff(self) -> None:
+        self.sniffed = True
+        if self.head:
+            sniff(self.head)  # raises UnsupportedImage: refuse before the rest arrives
+
+    def _end(self) -> None:
+        if self.part.is_file:
+            self.done_with_file = True
+            if not self.sniffed:
+                self._sniff()
+
+
+async def _chunks(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), idle_timeout)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadTimeout() from None
+        except ClientDisconnect:
+            raise BadUpload("The client closed the connection before the upload finished.") from None
+        yield chunk
+
+
+async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: float) -> ReceivedFile:
+    """Raise UploadTooLarge, UnsupportedImage, BadUpload or UploadTimeout; the caller owns the file."""
+    kind, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise BadUpload()
+    envelope_limit = max_bytes + _ENVELOPE
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > envelope_limit:
+        raise UploadTooLarge(f"The upload is larger than the limit of {max_bytes} bytes.")
+
+    collector = _Collector(max_bytes)
+    # Generous header size: a 10,000-character filename must reach sanitising, not break parsing.
+    parser = MultipartParser(boundary, collector.callbacks(), max_header_size=64 * 1024)
+    received = 0
+    try:
+        async for chunk in _chunks(request, idle_timeout):
+            received += len(chunk)
+            if received > envelope_limit:
+                raise UploadTooLarge(f"The upload is larger than the limit of {max_bytes} bytes.")
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
+        collector.spool.close()
+        raise BadUpload(f"The multipart body is malformed: {exc}") from exc
+    except BaseException:
+        collector.spool.close()
+        raise
+    if not collector.found:
+        collector.spool.close()
+        raise BadUpload("The multipart body has no field named 'file'.")
+    collector.spool.seek(0)
+    return ReceivedFile(
+        file=collector.spool, size=collector.size, sha256=collector.hash.hexdigest(), filename=collector.filename
+    )

@@ -1,0 +1,138 @@
+"""The composition root: the only module that imports concrete adapters and picks them by configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from imgpipe.adapters.db.engine import make_engine
+from imgpipe.adapters.db.migrate import upgrade
+from imgpipe.adapters.db.repository import SqlJobRepository
+from imgpipe.adapters.queue.amqp import AmqpQueue
+from imgpipe.adapters.queue.memory import MemoryQueue
+from imgpipe.adapters.storage.local import LocalStore
+from imgpipe.adapters.storage.s3 import S3Store
+from imgpipe.config import (
+    AmqpSettings,
+    BrokerSettings,
+    LocalStorageSettings,
+    MemoryBrokerSettings,
+    S3Settings,
+    Settings,
+    StorageSettings,
+)
+from imgpipe.domain.errors import StoreUnavailable
+from imgpipe.domain.ports import JobQueue, JobRepository, Kernel, ObjectStore
+from imgpipe.services.policy import Policy
+from imgpipe.worker.kernel_pool import ProcessKernel
+from imgpipe.worker.runner import Worker
+
+__all__ = ["Services", "build_kernel", "build_services", "make_queue", "make_store", "make_worker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    policy: Policy
+    jobs: JobRepository
+    store: ObjectStore
+    queue: JobQueue
+
+
+def make_store(cfg: StorageSettings) -> Any:
+    match cfg:
+        case S3Settings():
+            return S3Store(cfg)
+        case LocalStorageSettings():
+            return LocalStore(cfg.root)
+
+
+def make_queue(cfg: BrokerSettings) -> Any:
+    match cfg:
+        case AmqpSettings():
+            return AmqpQueue(cfg)
+        case MemoryBrokerSettings():
+            return MemoryQueue(delivery_limit=cfg.delivery_limit)
+
+
+@asynccontextmanager
+async def build_services(settings: Settings, *, migrate: bool = False) -> AsyncIterator[Services]:
+    """Connect every backend the settings name; close them all on exit.
+
+    Start-up does not wait for a dependency that is away: the process starts,
+    ``/ready`` says what is missing, and each adapter catches up when it returns.
+    """
+    if migrate:
+        await upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        policy = Policy.from_settings(settings)
+        store: ObjectStore = await stack.enter_async_context(make_store(settings.storage))
+        buckets = asyncio.create_task(_ensure_buckets(store, policy), name="ensure-buckets")
+        stack.push_async_callback(_cancel, buckets)
+        queue: JobQueue = await stack.enter_async_context(make_queue(settings.broker))
+        yield Services(settings=settings, policy=policy, jobs=SqlJobRepository(engine), store=store, queue=queue)
+
+
+async def _ensure_buckets(store: ObjectStore, policy: Policy) -> None:
+    delay = 0.5
+    while True:
+        try:
+            for bucket in (policy.bucket_original, policy.bucket_processed):
+                await store.ensure_bucket(bucket)
+            return
+        except StoreUnavailable as exc:
+            log.warning("storage unavailable at start, retrying", extra={"error": exc.message})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def build_kernel(settings: Settings) -> ProcessKernel:
+    return ProcessKernel(
+        processes=settings.worker_concurrency,
+        limits=Policy.from_settings(settings).limits,
+        timeout_seconds=settings.job_timeout_seconds,
+        max_rss_bytes=settings.kernel_max_rss_mb * 1024 * 1024,
+    )
+
+
+def make_worker(services: Services, kernel: Kernel) -> Worker:
+    s = services.settings
+    return Worker(
+        jobs=services.jobs,
+        store=services.store,
+        queue=services.queue,
+        kernel=kernel,
+        policy=services.policy,
+        prefetch=s.effective_prefetch,
+        reconcile_interval=s.reconcile_interval_seconds,
+        shutdown_grace=s.shutdown_grace_seconds,
+    )
+
+
+async def schema_status(settings: Settings) -> str:
+    """"ok" when the database is at the newest migration, else what is wrong."""
+    from imgpipe.adapters.db.migrate import current_revision, head_revision
+
+    engine = make_engine(settings.database.url)
+    try:
+        current, head = await current_revision(engine), head_revision()
+    except Exception as exc:  # doctor reports, it does not crash
+        return f"cannot read the schema revision: {type(exc).__name__}: {exc}"
+    finally:
+        await engine.dispose()
+    return "ok" if current == head else f"at {current or 'nothing'}, newest is {head}: run `imgpipe migrate`"

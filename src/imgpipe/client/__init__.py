@@ -1,0 +1,1 @@
+"""The command-line client: upload, status, get and ls against a running imgpipe API."""

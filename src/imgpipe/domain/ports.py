@@ -1,0 +1,168 @@
+"""The ports: small Protocols that adapters implement, each with its error contract. No I/O lives here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import BinaryIO, Protocol
+from uuid import UUID
+
+from imgpipe.domain.job import Job, JobError, Variant
+from imgpipe.imaging.types import Rendered, VariantSpec
+
+__all__ = [
+    "Consumer",
+    "Delivery",
+    "JobQueue",
+    "JobRepository",
+    "Kernel",
+    "ObjectStore",
+    "ObjectStream",
+    "Page",
+    "QueueStats",
+    "StaleJob",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    jobs: list[Job]
+    next_cursor: tuple[datetime, UUID] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StaleJob:
+    """A PROCESSING job whose lease ran out: its worker died or lost its connection."""
+
+    id: UUID
+    attempts: int
+
+
+class JobRepository(Protocol):
+    """Jobs and their variants. Every state change is a conditional update, so
+    duplicate deliveries and late messages can never move a job backwards.
+    Raise ``DatabaseUnavailable`` when the database does not answer."""
+
+    async def add(self, job: Job) -> None:
+        """Insert a PENDING job with its original variant, in one transaction."""
+
+    async def get(self, job_id: UUID) -> Job | None: ...
+
+    async def list_recent(self, limit: int, before: tuple[datetime, UUID] | None = None) -> Page:
+        """Newest first, keyset-paginated on (created_at, id): stable under concurrent inserts."""
+
+    async def mark_published(self, job_id: UUID) -> None:
+        """Record that the job's message was confirmed by the broker."""
+
+    async def claim(self, job_id: UUID, *, lease: timedelta, takeover: bool) -> Job | None:
+        """PENDING -> PROCESSING and attempts + 1, or a PROCESSING job whose lease has
+        expired (or any PROCESSING job if ``takeover``: its message was redelivered, so
+        its holder is gone). Return the claimed job, or None when the job is final or
+        another worker holds a live lease. Raise ``JobNotFound`` for an unknown id."""
+
+    async def extend_lease(self, job_id: UUID, attempt: int, lease: timedelta) -> bool: ...
+
+    async def complete(self, job_id: UUID, attempt: int, variants: list[Variant]) -> bool:
+        """PROCESSING -> DONE with the new variants, only if ``attempt`` still holds the job."""
+
+    async def fail(self, job_id: UUID, attempt: int | None, error: JobError) -> bool:
+        """-> FAILED, only if ``attempt`` still holds the job (None: any job not yet final)."""
+
+    async def release(self, job_id: UUID, attempt: int) -> bool:
+        """PROCESSING -> PENDING (hand back), marked unpublished so it is queued again."""
+
+    async def due_for_publish(self, *, unpublished_for: timedelta, pending_for: timedelta, limit: int) -> list[UUID]:
+        """PENDING jobs never confirmed to the broker for ``unpublished_for``, or
+        waiting at all for longer than ``pending_for`` (their message may be lost)."""
+
+    async def expired_leases(self, limit: int, *, all_processing: bool = False) -> list[StaleJob]:
+        """PROCESSING jobs whose lease ran out (or all of them, when the caller knows
+        no worker can be alive: a single-process restart)."""
+
+    async def ping(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStream:
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+class ObjectStore(Protocol):
+    """Buckets of immutable objects under server-chosen keys.
+    Raise ``ObjectNotFound`` for a missing key and ``StoreUnavailable`` when the
+    backend does not answer, whatever the backend."""
+
+    async def ensure_bucket(self, bucket: str) -> None:
+        """Create the bucket if missing; "already exists" is success."""
+
+    async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        """Store atomically: readers see the old object or the new one, never a part."""
+
+    async def put_file(self, bucket: str, key: str, fileobj: BinaryIO, size: int, content_type: str) -> None:
+        """Like put, streaming from a seekable file positioned anywhere (read from 0)."""
+
+    async def get(self, bucket: str, key: str) -> bytes: ...
+
+    async def open(self, bucket: str, key: str) -> ObjectStream:
+        """Start a streamed read; ``ObjectNotFound`` is raised here, before any chunk."""
+
+    async def delete(self, bucket: str, key: str) -> None:
+        """Idempotent: deleting a missing key is not an error."""
+
+    async def list(self, bucket: str, prefix: str = "") -> list[str]:
+        """Keys under ``prefix``, sorted."""
+
+    def presigned_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
+        """A URL a browser can open directly, or None if the backend has none."""
+
+    async def ping(self) -> None: ...
+
+
+class Delivery(Protocol):
+    """One message handed to a consumer; exactly one of the three settles it."""
+
+    body: bytes
+    redelivered: bool
+
+    async def ack(self) -> None: ...
+
+    async def retry(self) -> None:
+        """Give it back to the queue for another delivery (counts towards the delivery limit)."""
+
+    async def dead_letter(self) -> None: ...
+
+
+class Consumer(Protocol):
+    async def cancel(self) -> None:
+        """Stop receiving new deliveries; settled or not, those handed out stay with the handler."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    ready: int  # waiting for a consumer
+    dead: int  # dead-lettered: malformed, unknown job, or past the delivery limit
+
+
+class JobQueue(Protocol):
+    """Durable job messages with at-least-once delivery.
+    Raise ``BrokerUnavailable`` when the broker does not confirm in time."""
+
+    async def publish(self, job_id: UUID) -> None:
+        """Return only once the broker has confirmed the message."""
+
+    async def consume(self, handler: Callable[[Delivery], Awaitable[None]], prefetch: int) -> Consumer:
+        """Call ``handler`` for each delivery, at most ``prefetch`` unsettled at once."""
+
+    async def stats(self) -> QueueStats: ...
+
+    async def ping(self) -> None: ...
+
+
+class Kernel(Protocol):
+    """Makes variants off the event loop. Raise the image's ``PermanentError``
+    (corrupt, unsupported, too large), ``ProcessingTimeout`` after the hard limit,
+    ``ProcessingCrashed`` when the kernel process died under the job."""
+
+    async def render(self, data: bytes, spec: VariantSpec) -> Rendered: ...

@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the package so ``imgpipe migrate`` works from any install."""

@@ -1,0 +1,1 @@
+"""Use cases as plain async functions that receive the ports they touch."""

@@ -1,0 +1,138 @@
+"""Process one job: claim it, make its variants, record the result. Idempotent under redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import StrEnum
+from uuid import UUID
+
+from imgpipe.domain.errors import (
+    DatabaseUnavailable,
+    PermanentError,
+    ProcessingCrashed,
+    StoreUnavailable,
+)
+from imgpipe.domain.job import Job, JobError, Variant
+from imgpipe.domain.ports import JobRepository, Kernel, ObjectStore
+from imgpipe.imaging.types import Rendered, VariantSpec
+from imgpipe.services.policy import Policy, with_retries
+
+__all__ = ["Outcome", "process_job", "variant_key"]
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    DONE = "DONE"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # a duplicate or late delivery: someone else has it, or it is final
+
+
+def variant_key(job_id: UUID, spec: VariantSpec, rendered: Rendered) -> str:
+    # Deterministic: a retried or duplicated job overwrites the same object,
+    # so a DONE job has exactly one object per variant.
+    return f"{job_id}/{spec.name}.{rendered.extension}"
+
+
+async def process_job(
+    job_id: UUID,
+    *,
+    redelivered: bool,
+    jobs: JobRepository,
+    store: ObjectStore,
+    kernel: Kernel,
+    policy: Policy,
+) -> Outcome:
+    """Raise ``JobNotFound`` for an unknown job (dead-letter the message) and a
+    ``RetryableError`` when the job should be tried again later (give the message back)."""
+    job = await jobs.claim(job_id, lease=policy.lease, takeover=redelivered)
+    if job is None:
+        log.info("delivery skipped: job final or held by another worker", extra={"job_id": str(job_id)})
+        return Outcome.SKIPPED
+    context = {"job_id": str(job_id), "attempt": job.attempts}
+    if job.attempts > policy.max_attempts:
+        crashed = ProcessingCrashed()
+        await jobs.fail(job_id, job.attempts, JobError(crashed.code, crashed.message))
+        log.error("job failed: attempts exhausted", extra=context)
+        return Outcome.FAILED
+
+    log.info("job processing", extra=context)
+    try:
+        async with _lease_kept(jobs, job, policy):
+            made = await _make_variants(job, store=store, kernel=kernel, policy=policy)
+    except (PermanentError, StoreUnavailable) as exc:
+        # Storage still away after the bounded retries fails the job, as corrupt data does.
+        await jobs.fail(job_id, job.attempts, JobError(exc.code, exc.message))
+        log.warning("job failed", extra={**context, "code": exc.code, "error": exc.message})
+        return Outcome.FAILED
+    except asyncio.CancelledError:
+        # Stopping: hand the job back so another worker takes it at once.
+        with contextlib.suppress(DatabaseUnavailable):
+            await asyncio.shield(jobs.release(job_id, job.attempts))
+        raise
+    except ProcessingCrashed:
+        log.warning("kernel crashed under the job; it will be retried", extra=context)
+        raise
+
+    if not await jobs.complete(job_id, job.attempts, made):
+        log.warning("job taken over by another worker before completion", extra=context)
+        return Outcome.SKIPPED
+    log.info("job done", extra={**context, "variants": [v.type for v in made]})
+    return Outcome.DONE
+
+
+async def _make_variants(job: Job, *, store: ObjectStore, kernel: Kernel, policy: Policy) -> list[Variant]:
+    original = job.original
+    if original is None:
+        raise PermanentError(f"Job {job.id} has no original recorded.")
+    data = await with_retries(lambda: store.get(original.bucket, original.key), policy, "get original")
+    made = []
+    for spec in policy.variants:
+        rendered = await kernel.render(data, spec)
+        key = variant_key(job.id, spec, rendered)
+        await with_retries(
+            lambda: store.put(policy.bucket_processed, key, rendered.data, rendered.content_type),  # noqa: B023
+            policy,
+            "put variant",
+        )
+        made.append(
+            Variant(
+                type=spec.name,
+                bucket=policy.bucket_processed,
+                key=key,
+                content_type=rendered.content_type,
+                format=rendered.extension,
+                width=rendered.width,
+                height=rendered.height,
+                bytes=len(rendered.data),
+                sha256=hashlib.sha256(rendered.data).hexdigest(),
+            )
+        )
+    return made
+
+
+@asynccontextmanager
+async def _lease_kept(jobs: JobRepository, job: Job, policy: Policy) -> AsyncIterator[None]:
+    """Extend the job's lease while the body runs, so the reconciler leaves it alone."""
+
+    async def beat() -> None:
+        interval = policy.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(DatabaseUnavailable):
+                if not await jobs.extend_lease(job.id, job.attempts, policy.lease):
+                    log.warning("lease lost", extra={"job_id": str(job.id), "attempt": job.attempts})
+                    return
+
+    task = asyncio.create_task(beat(), name=f"lease-{job.id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,175 @@
+"""``ProcessKernel``: the Kernel port on a pool of child processes, with a hard timeout per job.
+
+One child per slot, each rendering one image at a time with libvips on its own
+core. A child that hangs is killed when the job's time is up; one that dies
+(a native crash, the OOM killer) is replaced. Either way the worker lives on.
+``ThreadKernel`` is the in-process twin for tests and tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from dataclasses import asdict
+
+from imgpipe.domain import errors
+from imgpipe.domain.errors import ImgpipeError, ProcessingCrashed, ProcessingTimeout
+from imgpipe.imaging.types import Limits, Rendered, VariantSpec
+from imgpipe.worker.frames import PREFIX, pack, unpack_prefix
+
+__all__ = ["ProcessKernel", "ThreadKernel"]
+
+log = logging.getLogger(__name__)
+
+
+class _Child:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.jobs = 0
+        self.broken = False  # an exchange was cut short: the pipe is out of step
+
+    @property
+    def alive(self) -> bool:
+        return not self.broken and self.proc.returncode is None
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        await self.proc.wait()
+
+
+class ProcessKernel:
+    """Use as ``async with ProcessKernel(...) as kernel``; children start on entry."""
+
+    def __init__(
+        self,
+        *,
+        processes: int,
+        limits: Limits,
+        timeout_seconds: float,
+        max_rss_bytes: int = 1 << 30,
+        threads_per_process: int = 1,
+    ) -> None:
+        self._size = processes
+        self._limits = limits
+        self._timeout = timeout_seconds
+        self._max_rss = max_rss_bytes
+        self._threads = threads_per_process
+        self._idle: asyncio.Queue[_Child] = asyncio.Queue()
+        self._all: set[_Child] = set()
+
+    async def __aenter__(self) -> ProcessKernel:
+        for _ in range(self._size):
+            self._idle.put_nowait(await self._spawn())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for child in list(self._all):
+            if child.proc.stdin is not None:
+                child.proc.stdin.close()  # the child exits on EOF
+        for child in list(self._all):
+            try:
+                await asyncio.wait_for(child.proc.wait(), 5)
+            except TimeoutError:
+                await child.kill()
+        self._all.clear()
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.proc.pid for c in self._all if c.alive]
+
+    async def _spawn(self) -> _Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "imgpipe.worker.kernel_child",
+            str(self._limits.max_pixels),
+            str(self._threads),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        child = _Child(proc)
+        self._all.add(child)
+        return child
+
+    async def _replace(self, child: _Child) -> _Child:
+        await child.kill()
+        self._all.discard(child)
+        return await self._spawn()
+
+    async def render(self, data: bytes, spec: VariantSpec) -> Rendered:
+        child = await self._idle.get()
+        try:
+            if not child.alive:
+                child = await self._replace(child)
+            try:
+                reply, payload = await asyncio.wait_for(self._exchange(child, data, spec), self._timeout)
+            except TimeoutError:
+                log.error("kernel timed out, killing its process", extra={"pid": child.proc.pid})
+                child = await self._replace(child)
+                raise ProcessingTimeout(f"Making the {spec.name} took longer than {self._timeout:g} s.") from None
+            except asyncio.CancelledError:
+                child.broken = True
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.kill()
+                raise
+            except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
+                code = await child.proc.wait()
+                log.error("kernel process died", extra={"pid": child.proc.pid, "returncode": code})
+                child = await self._replace(child)
+                raise ProcessingCrashed(f"The image kernel process died (exit status {code}).") from exc
+            child.jobs += 1
+            if int(reply.get("rss", 0)) > self._max_rss:
+                log.info("kernel process recycled after growing", extra={"pid": child.proc.pid, "rss": reply["rss"]})
+                child = await self._replace(child)
+            return _result(reply, payload)
+        finally:
+            self._idle.put_nowait(child)
+
+    @staticmethod
+    async def _exchange(child: _Child, data: bytes, spec: VariantSpec) -> tuple[dict[str, object], bytes]:
+        stdin, stdout = child.proc.stdin, child.proc.stdout
+        assert stdin is not None and stdout is not None
+        stdin.writelines(pack(asdict(spec), data))
+        await stdin.drain()
+        head_len, payload_len = unpack_prefix(await stdout.readexactly(PREFIX.size))
+        reply = json.loads(await stdout.readexactly(head_len))
+        return reply, await stdout.readexactly(payload_len)
+
+
+def _result(reply: dict[str, object], payload: bytes) -> Rendered:
+    if reply["ok"]:
+        return Rendered(
+            data=payload,
+            content_type=str(reply["content_type"]),
+            width=int(str(reply["width"])),
+            height=int(str(reply["height"])),
+        )
+    cls = getattr(errors, str(reply["error"]), None)
+    if not (isinstance(cls, type) and issubclass(cls, ImgpipeError)):
+        cls = errors.CorruptImage
+    raise cls(str(reply["message"]))
+
+
+class ThreadKernel:
+    """The kernel in this process, on threads: no isolation and no hard timeout."""
+
+    def __init__(self, *, limits: Limits, concurrency: int = 1) -> None:
+        self._limits = limits
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def __aenter__(self) -> ThreadKernel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def render(self, data: bytes, spec: VariantSpec) -> Rendered:
+        from imgpipe.imaging import kernel
+
+        async with self._slots:
+            return await asyncio.to_thread(kernel.render, data, spec, self._limits)
