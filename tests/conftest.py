@@ -10,6 +10,7 @@ import pytest
 
 from support.services import (
     S3Server,
+    drop_queues,
     run_sync,
     require_postgres,
     require_rabbit,
@@ -62,16 +63,7 @@ def queue_name(amqp_url: str) -> Iterator[str]:
     """A quorum queue (and its dead-letter queue) of the test's own, deleted afterwards."""
     name = f"imgpipe.test.{uuid.uuid4().hex[:10]}"
     yield name
-    import aio_pika
-
-    async def drop() -> None:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for queue in (name, f"{name}.dead"):
-                await channel.queue_delete(queue)
-
-    run_sync(drop())
+    drop_queues(amqp_url, name)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 __all__ = [
     "S3Server",
+    "drop_queues",
     "run_sync",
     "pg_admin_url",
     "rabbit_url",
@@ -145,3 +146,17 @@ def start_s3_server() -> S3Server:
             unavailable("the moto S3 server (python -m moto.server)")
         time.sleep(0.1)
     return S3Server(endpoint=f"http://127.0.0.1:{port}", process=process)
+
+
+def drop_queues(amqp_url: str, queue: str) -> None:
+    """Delete a test's job queue and its dead-letter queue."""
+    import aio_pika
+
+    async def drop() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            for name in (queue, f"{queue}.dead"):
+                await channel.queue_delete(name)
+
+    run_sync(drop())

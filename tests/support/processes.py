@@ -1,0 +1,107 @@
+"""imgpipe as separate OS processes, configured only by environment variables, as containers would run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+__all__ = ["ImgpipeProcess", "run_command", "wait_for_http"]
+
+_IMGPIPE = [sys.executable, "-m", "imgpipe.cli"]
+
+
+def base_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGPIPE_")}
+    env.update({"IMGPIPE_LOG_FORMAT": "json", "IMGPIPE_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def run_command(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*_IMGPIPE, *args], env=base_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class ImgpipeProcess:
+    """One ``imgpipe <command>`` process; its output goes to a file the test can print on failure."""
+
+    command: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile())  # noqa: SIM115
+
+    def start(self) -> ImgpipeProcess:
+        self.process = subprocess.Popen(
+            [*_IMGPIPE, self.command], env=base_env(self.env), stdout=self.log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+    def kernel_pids(self) -> list[int]:
+        """The kernel child processes of this process."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            return []
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, as a crash or the OOM killer would."""
+        if self.alive:
+            assert self.process is not None
+            kernels = self.kernel_pids()
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+            # The kernel children exit by themselves when their pipe closes; make sure.
+            for pid in kernels:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, then SIGKILL if it does not stop in time. Returns the exit status."""
+        if self.process is None:
+            return None
+        if self.alive:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+
+def wait_for_http(url: str, process: ImgpipeProcess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive:
+            raise AssertionError(f"imgpipe {process.command} exited early:\n{process.output()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout} s:\n{process.output()}")

@@ -1,0 +1,120 @@
+"""The two stacks the behavioural suite runs against: embedded (`imgpipe run`) and server (api + worker processes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+from support.processes import ImgpipeProcess, run_command, wait_for_http
+from support.services import S3Server, free_port
+
+__all__ = ["AnyStack", "EmbeddedStack", "ServerStack", "TEST_SETTINGS"]
+
+# Short clocks so recovery happens within a test's patience; the logic is the same.
+TEST_SETTINGS = {
+    "IMGPIPE_WORKER_CONCURRENCY": "2",
+    "IMGPIPE_LEASE_SECONDS": "3",
+    "IMGPIPE_RECONCILE_INTERVAL_SECONDS": "1",
+    "IMGPIPE_REPUBLISH_AFTER_SECONDS": "1",
+    "IMGPIPE_SHUTDOWN_GRACE_SECONDS": "10",
+    "IMGPIPE_RETRY_BACKOFF_SECONDS": "0.1",
+    "IMGPIPE_MAX_UPLOAD_BYTES": str(16 * 1024 * 1024),
+    "IMGPIPE_JOB_TIMEOUT_SECONDS": "30",
+}
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    processes: list[ImgpipeProcess] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        return {**TEST_SETTINGS, **self.env, "IMGPIPE_PORT": str(self.port), "IMGPIPE_HOST": "127.0.0.1"}
+
+    def stop(self) -> None:
+        for p in self.processes:
+            p.stop()
+            p.log.close()
+        self.processes.clear()
+
+    def crash(self) -> None:
+        """SIGKILL every imgpipe process of the stack."""
+        for p in self.processes:
+            p.kill()
+            p.log.close()
+        self.processes.clear()
+
+    def output(self) -> str:
+        return "\n".join(f"--- imgpipe {p.command} (pid {p.pid}) ---\n{p.output()}" for p in self.processes)
+
+
+@dataclass
+class EmbeddedStack(Stack):
+    data_dir: Path = Path()
+
+    def start(self) -> EmbeddedStack:
+        env = {**self._env(), "IMGPIPE_DATA_DIR": str(self.data_dir)}
+        run = ImgpipeProcess("run", env).start()
+        self.processes.append(run)
+        wait_for_http(f"{self.url}/ready", run)
+        return self
+
+    def keys(self, which: str) -> list[str]:
+        """Object keys in the ``original`` or ``processed`` bucket."""
+        bucket = self.data_dir / "objects" / f"images-{which}"
+        if not bucket.is_dir():
+            return []
+        return sorted(p.relative_to(bucket).as_posix() for p in bucket.rglob("*") if p.is_file())
+
+
+@dataclass
+class ServerStack(Stack):
+    s3: S3Server | None = None
+    workers: int = 1
+
+    def start(self) -> ServerStack:
+        migrated = run_command(["migrate"], self._env())
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        api = ImgpipeProcess("api", self._env()).start()
+        self.processes.append(api)
+        for _ in range(self.workers):
+            self.start_worker()
+        wait_for_http(f"{self.url}/ready", api)
+        return self
+
+    def start_worker(self) -> ImgpipeProcess:
+        worker = ImgpipeProcess("worker", self._env()).start()
+        self.processes.append(worker)
+        return worker
+
+    @property
+    def api(self) -> ImgpipeProcess:
+        return next(p for p in self.processes if p.command == "api")
+
+    @property
+    def worker_processes(self) -> list[ImgpipeProcess]:
+        return [p for p in self.processes if p.command == "worker"]
+
+    def keys(self, which: str) -> list[str]:
+        """Object keys in the ``original`` or ``processed`` bucket."""
+        assert self.s3 is not None
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.s3.endpoint,
+            aws_access_key_id=self.s3.access_key,
+            aws_secret_access_key=self.s3.secret_key,
+            region_name="us-east-1",
+        )
+        bucket = self.env[f"IMGPIPE_BUCKET_{which.upper()}"]
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+AnyStack = EmbeddedStack | ServerStack
