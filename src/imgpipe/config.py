@@ -140,7 +140,9 @@ class Settings(BaseSettings):
         self.broker  # noqa: B018
         if self.env == "production" and isinstance(storage, S3Settings):
             if storage.secret_key in _DEV_SECRETS or storage.access_key in _DEV_SECRETS:
-                raise SettingsError("IMGPIPE_S3_ACCESS_KEY/IMGPIPE_S3_SECRET_KEY use a development default in production")
+                raise SettingsError(
+                    "IMGPIPE_S3_ACCESS_KEY/IMGPIPE_S3_SECRET_KEY use a development default in production"
+                )
         if self.env == "production" and "guest:guest@" in self.broker_url:
             raise SettingsError("IMGPIPE_BROKER_URL uses RabbitMQ's guest account in production")
         return self
@@ -193,7 +195,7 @@ class Settings(BaseSettings):
 
     @property
     def public_origin(self) -> str:
-        host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host  # noqa: S104
+        host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host
         return f"http://{host}:{self.port}"
 
 

@@ -1,4 +1,4 @@
-"""The server processes behind the CLI: ``api``, ``worker``, ``run`` (both, embedded by default), ``migrate``, ``doctor``."""
+"""The server processes behind the CLI: ``api``, ``worker``, ``run`` (both in one), ``migrate``, ``doctor``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +47,24 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    runner = {
+    runners: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
         "api": lambda: _api(settings),
         "worker": lambda: _worker(settings),
         "run": lambda: _run(settings, migrate=not args.no_migrate),
         "migrate": lambda: _migrate(settings),
         "doctor": lambda: _doctor(settings, as_json=args.json),
-    }[command]
-    return _asyncio_run(runner())
+    }
+    return _asyncio_run(runners[command]())
 
 
-def _asyncio_run(coro: Any) -> int:
-    try:
+def _asyncio_run(coro: Coroutine[Any, Any, int]) -> int:
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    with contextlib.suppress(ImportError):  # uvloop is optional (not on Windows)
         import uvloop
 
-        return int(uvloop.run(coro))
-    except ImportError:
-        return int(asyncio.run(coro))
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -91,7 +92,7 @@ def _server(settings: Settings, app: Any) -> _Server:
 async def _serve_until(server: _Server, stop: asyncio.Event, *, banner: str | None = None) -> bool:
     """Serve until ``stop``; False if the server could not start (port taken...)."""
     task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn offers no "started" event
         await asyncio.sleep(0.05)
     if not server.started:
         with contextlib.suppress(SystemExit, Exception):
@@ -136,7 +137,9 @@ async def _run(settings: Settings, *, migrate: bool) -> int:
             worker_stop = asyncio.Event()
             # With the in-process queue no other process can hold a job, so every
             # unfinished job left by a crash is taken back at once.
-            worker = asyncio.create_task(make_worker(services, kernel).run(worker_stop, recover_everything=embedded_queue))
+            worker = asyncio.create_task(
+                make_worker(services, kernel).run(worker_stop, recover_everything=embedded_queue)
+            )
             url = f"http://{settings.host}:{settings.port}"
             server = _server(settings, create_app(settings, services=services))
             ok = await _serve_until(server, stop, banner=f"imgpipe is running at {url}  (Ctrl-C to stop)")

@@ -62,3 +62,11 @@ def fresh_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyS
     """A stack of the test's own, for tests that crash or restart it."""
     with make_stack(request.param, request, tmp_path / "data") as s:
         yield s
+
+
+@pytest.fixture
+def server_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerStack]:
+    """A server stack of the test's own: API and workers as separate processes."""
+    with make_stack("server", request, tmp_path / "data") as s:
+        assert isinstance(s, ServerStack)
+        yield s

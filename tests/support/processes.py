@@ -9,10 +9,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
 import httpx
+import psutil
 
 __all__ = ["ImgpipeProcess", "run_command", "wait_for_http"]
 
@@ -37,7 +37,7 @@ class ImgpipeProcess:
     command: str
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile())  # noqa: SIM115
+    log: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile())
 
     def start(self) -> ImgpipeProcess:
         self.process = subprocess.Popen(
@@ -60,11 +60,18 @@ class ImgpipeProcess:
 
     def kernel_pids(self) -> list[int]:
         """The kernel child processes of this process."""
-        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         try:
-            return [int(p) for p in children.read_text().split()]
-        except OSError:
+            children = psutil.Process(self.pid).children()
+        except psutil.NoSuchProcess:
             return []
+        return [c.pid for c in children if "imgpipe.worker.kernel_child" in " ".join(c.cmdline())]
+
+    def freeze_kernels(self) -> list[int]:
+        """SIGSTOP every kernel child: the next jobs hang mid-processing, deterministically."""
+        pids = self.kernel_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        return pids
 
     def kill(self) -> None:
         """SIGKILL: no goodbye, as a crash or the OOM killer would."""

@@ -116,7 +116,7 @@ class S3Server:
     endpoint: str
     process: subprocess.Popen[bytes]
     access_key: str = "testing"
-    secret_key: str = "testing"  # noqa: S105 - moto accepts any credentials
+    secret_key: str = "testing"
 
     def env(self, prefix: str) -> dict[str, str]:
         """The IMGPIPE_* variables that point imgpipe at this server, with buckets of its own."""

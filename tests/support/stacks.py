@@ -51,6 +51,12 @@ class Stack:
             p.log.close()
         self.processes.clear()
 
+    def kill(self, process: ImgpipeProcess) -> None:
+        """SIGKILL one process of the stack and forget it."""
+        process.kill()
+        process.log.close()
+        self.processes.remove(process)
+
     def output(self) -> str:
         return "\n".join(f"--- imgpipe {p.command} (pid {p.pid}) ---\n{p.output()}" for p in self.processes)
 

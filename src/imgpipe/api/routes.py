@@ -106,11 +106,12 @@ async def get_image(
     request: Request,
     svc: Svc,
     wait: Annotated[
-        float, Query(ge=0, le=60, description="Long-poll: answer as soon as the status changes, or after this many seconds")
+        float,
+        Query(ge=0, le=60, description="Long-poll: answer as soon as the status changes, or after this many seconds"),
     ] = 0,
 ) -> Any:
     if wait:
-        job = await queries.wait_for_change(job_id, jobs=svc.jobs, timeout=wait)
+        job = await queries.wait_for_change(job_id, jobs=svc.jobs, within=wait)
     else:
         job = await queries.get_job(job_id, jobs=svc.jobs)
     return _render(job, request, svc)

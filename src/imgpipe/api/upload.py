@@ -59,7 +59,7 @@ class _Collector:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
         self.hash = hashlib.sha256()
         self.size = 0
         self.found = False

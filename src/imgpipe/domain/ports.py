@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 from uuid import UUID
 
 from imgpipe.domain.job import Job, JobError, Variant
@@ -100,7 +100,7 @@ class ObjectStore(Protocol):
     async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         """Store atomically: readers see the old object or the new one, never a part."""
 
-    async def put_file(self, bucket: str, key: str, fileobj: BinaryIO, size: int, content_type: str) -> None:
+    async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], size: int, content_type: str) -> None:
         """Like put, streaming from a seekable file positioned anywhere (read from 0)."""
 
     async def get(self, bucket: str, key: str) -> bytes: ...
@@ -123,8 +123,12 @@ class ObjectStore(Protocol):
 class Delivery(Protocol):
     """One message handed to a consumer; exactly one of the three settles it."""
 
-    body: bytes
-    redelivered: bool
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def redelivered(self) -> bool:
+        """True when an earlier delivery of this message was not acked (its consumer died or gave it back)."""
 
     async def ack(self) -> None: ...
 

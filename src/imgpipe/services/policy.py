@@ -63,6 +63,9 @@ async def with_retries(op: Callable[[], Awaitable[T]], policy: Policy, what: str
             if attempt > policy.storage_retries:
                 raise
             delay = policy.backoff(attempt)
-            log.warning("storage call failed, retrying", extra={"op": what, "attempt": attempt, "delay": delay, "error": exc.message})
+            log.warning(
+                "storage call failed, retrying",
+                extra={"op": what, "attempt": attempt, "delay": delay, "error": exc.message},
+            )
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")

@@ -23,10 +23,10 @@ async def get_job(job_id: UUID, *, jobs: JobRepository) -> Job:
     return job
 
 
-async def wait_for_change(job_id: UUID, *, jobs: JobRepository, timeout: float) -> Job:
-    """The job as soon as its status differs from now (or it is final), or after ``timeout``."""
+async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float) -> Job:
+    """The job as soon as its status differs from now (or it is final), or after ``within`` seconds."""
     job = await get_job(job_id, jobs=jobs)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not job.status.is_final and time.monotonic() < deadline:
         await asyncio.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
         latest = await get_job(job_id, jobs=jobs)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import IO
 from uuid import UUID, uuid4
 
 from imgpipe.domain.errors import BrokerUnavailable, DatabaseUnavailable, EmptyUpload, ImgpipeError
@@ -38,7 +38,7 @@ _EXTENSIONS = {
 class Upload:
     """An upload already received in full (spooled, counted and hashed by the API)."""
 
-    file: BinaryIO
+    file: IO[bytes]
     size: int
     sha256: str
     filename: str | None

@@ -123,7 +123,7 @@ class ProcessKernel:
                 child = await self._replace(child)
                 raise ProcessingCrashed(f"The image kernel process died (exit status {code}).") from exc
             child.jobs += 1
-            if int(reply.get("rss", 0)) > self._max_rss:
+            if int(str(reply.get("rss", 0))) > self._max_rss:
                 log.info("kernel process recycled after growing", extra={"pid": child.proc.pid, "rss": reply["rss"]})
                 child = await self._replace(child)
             return _result(reply, payload)

@@ -1,4 +1,4 @@
-"""``Worker``: consume deliveries, run ``process_job`` for each, settle the message after the commit; reconcile periodically."""
+"""``Worker``: consume deliveries, process each job, settle its message after the commit; reconcile periodically."""
 
 from __future__ import annotations
 

@@ -192,7 +192,9 @@ class SqlJobRepository:
             ids = list((await conn.execute(query)).scalars())
             if ids:
                 # Restart the clock so the next sweep does not publish them again at once.
-                await conn.execute(update(jobs).where(jobs.c.id.in_(ids), jobs.c.status == PENDING).values(updated_at=now))
+                await conn.execute(
+                    update(jobs).where(jobs.c.id.in_(ids), jobs.c.status == PENDING).values(updated_at=now)
+                )
             return ids
 
     async def expired_leases(self, limit: int, *, all_processing: bool = False) -> list[StaleJob]:

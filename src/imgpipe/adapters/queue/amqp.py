@@ -33,6 +33,8 @@ __all__ = ["AmqpQueue", "dead_letter_queue_name"]
 log = logging.getLogger(__name__)
 
 _DLX = "imgpipe.dlx"
+# What settling or cancelling can raise once the channel it belongs to is gone.
+_GONE = (aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError, RuntimeError)
 _RECONNECT_SECONDS = 2.0
 
 
@@ -49,7 +51,7 @@ class _AmqpDelivery:
     async def _settle(self, action: Callable[[], Awaitable[None]]) -> None:
         # After a reconnect the old channel is gone and the broker redelivers the
         # message anyway; the idempotent worker makes that harmless.
-        with contextlib.suppress(aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError, RuntimeError):
+        with contextlib.suppress(*_GONE):
             await action()
 
     async def ack(self) -> None:
@@ -68,7 +70,7 @@ class _AmqpConsumer:
         self._tag = tag
 
     async def cancel(self) -> None:
-        with contextlib.suppress(aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError, RuntimeError):
+        with contextlib.suppress(*_GONE):
             await self._queue.cancel(self._tag)
 
 
@@ -109,9 +111,11 @@ class AmqpQueue:
     async def _connect(self) -> None:
         try:
             connection = await aio_pika.connect_robust(
-                self._cfg.url, timeout=self._cfg.publish_timeout_seconds, client_properties={"connection_name": "imgpipe"}
+                self._cfg.url,
+                timeout=self._cfg.publish_timeout_seconds,
+                client_properties={"connection_name": "imgpipe"},
             )
-        except (OSError, asyncio.TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
             raise BrokerUnavailable(f"RabbitMQ did not answer at connect: {type(exc).__name__}") from exc
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await self._declare(channel)
@@ -143,7 +147,7 @@ class AmqpQueue:
     async def ping(self) -> None:
         try:
             await asyncio.wait_for(self.stats(), self._cfg.publish_timeout_seconds)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise BrokerUnavailable("RabbitMQ did not answer in time.") from exc
 
     async def publish(self, job_id: UUID) -> None:
@@ -164,7 +168,7 @@ class AmqpQueue:
                 channel.default_exchange.publish(message, routing_key=self._cfg.queue, mandatory=True),
                 self._cfg.publish_timeout_seconds,
             )
-        except (OSError, asyncio.TimeoutError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
             raise BrokerUnavailable(f"RabbitMQ did not confirm the message: {type(exc).__name__}") from exc
 
     async def consume(self, handler: Callable[[Delivery], Awaitable[None]], prefetch: int) -> _AmqpConsumer:

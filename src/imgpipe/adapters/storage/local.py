@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from imgpipe.domain.errors import ObjectNotFound, StoreUnavailable
 from imgpipe.domain.ports import ObjectStream
@@ -48,15 +48,15 @@ class LocalStore:
     async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         await asyncio.to_thread(self._write, self._path(bucket, key), lambda f: f.write(data))
 
-    async def put_file(self, bucket: str, key: str, fileobj: BinaryIO, size: int, content_type: str) -> None:
-        def copy(out: BinaryIO) -> None:
+    async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], size: int, content_type: str) -> None:
+        def copy(out: IO[bytes]) -> None:
             fileobj.seek(0)
             shutil.copyfileobj(fileobj, out, _CHUNK)
 
         await asyncio.to_thread(self._write, self._path(bucket, key), copy)
 
     @staticmethod
-    def _write(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    def _write(path: Path, fill: Callable[[IO[bytes]], object]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import aiohttp
 import botocore.session
@@ -102,7 +102,7 @@ class S3Store:
     async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         await self._call("put_object", Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
-    async def put_file(self, bucket: str, key: str, fileobj: BinaryIO, size: int, content_type: str) -> None:
+    async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], size: int, content_type: str) -> None:
         fileobj.seek(0)
         await self._call(
             "put_object", Bucket=bucket, Key=key, Body=fileobj, ContentLength=size, ContentType=content_type
