@@ -11,9 +11,9 @@ import pytest
 from support.services import (
     S3Server,
     drop_queues,
-    run_sync,
     require_postgres,
     require_rabbit,
+    run_sync,
     start_s3_server,
     throwaway_database,
 )
