@@ -14,9 +14,9 @@ from uuid import UUID
 
 from rich.filesize import decimal
 
-from imgpipe.client.files import NoSuchFile, expand
-from imgpipe.client.http import DEFAULT_API_URL, ApiClient, ClientError
-from imgpipe.client.render import job_table, jobs_table, print_json, stderr_console, stdout_console
+from imgpipe.client.files import expand
+from imgpipe.client.http import DEFAULT_API_URL, ApiClient, ClientError, LocalError
+from imgpipe.client.render import job_table, jobs_table, print_json, shown_path, stderr_console, stdout_console
 from imgpipe.client.upload import upload_files
 
 __all__ = ["add_client_commands", "run_client_command"]
@@ -48,16 +48,10 @@ def add_client_commands(sub: Any) -> None:
         parser.set_defaults(client_handler=handler)
         return parser
 
-    upload = add(
-        "upload", _upload, "upload images (files, globs or folders) and optionally wait for their thumbnails"
-    )
-    upload.add_argument(
-        "files", nargs="+", metavar="FILE", help="a file, a glob such as 'shots/*.jpg', or a folder"
-    )
+    upload = add("upload", _upload, "upload images (files, globs or folders) and optionally wait for their thumbnails")
+    upload.add_argument("files", nargs="+", metavar="FILE", help="a file, a glob such as 'shots/*.jpg', or a folder")
     upload.add_argument("--wait", action="store_true", help="follow every job until it is DONE or FAILED")
-    upload.add_argument(
-        "--json", action="store_true", help="print a JSON list of results to stdout, nothing else"
-    )
+    upload.add_argument("--json", action="store_true", help="print a JSON list of results to stdout, nothing else")
 
     status = add("status", _status, "show a job's status, metadata and variants")
     status.add_argument("id", type=_job_id, metavar="ID", help="the job id")
@@ -66,7 +60,7 @@ def add_client_commands(sub: Any) -> None:
 
     get = add("get", _get, "download a variant of a job")
     get.add_argument("id", type=_job_id, metavar="ID", help="the job id")
-    get.add_argument("--variant", default="thumbnail", help="original or thumbnail (default: thumbnail)")
+    get.add_argument("--variant", type=_variant, default="thumbnail", help="original or thumbnail (default: thumbnail)")
     get.add_argument(
         "-o",
         "--output",
@@ -87,6 +81,8 @@ def run_client_command(args: argparse.Namespace) -> int:
         print(f"imgpipe: unknown command {args.command!r}", file=sys.stderr)
         return 2
     api_url = args.api or os.environ.get("IMGPIPE_API_URL") or DEFAULT_API_URL
+    if "://" not in api_url:
+        api_url = f"http://{api_url}"  # "localhost:8000" is what people type
     try:
         with ApiClient(api_url) as client:
             return handler(args, client)
@@ -108,7 +104,7 @@ def run_client_command(args: argparse.Namespace) -> int:
 def _upload(args: argparse.Namespace, client: ApiClient) -> int:
     files = expand(args.files)
     if not files:
-        raise NoSuchFile("nothing to upload: the folders hold no regular, non-hidden files")
+        raise LocalError("nothing to upload: the folders hold no regular, non-hidden files")
     return upload_files(client, files, wait=args.wait, as_json=args.json)
 
 
@@ -130,6 +126,8 @@ def _get(args: argparse.Namespace, client: ApiClient) -> int:
         with stderr_console().status("waiting for the job to finish…"):
             client.follow(args.id)
     if args.output == "-":
+        if sys.stdout.isatty():
+            raise LocalError("refusing to write image bytes to a terminal: redirect them, or give -o FILE")
         client.download(args.id, args.variant, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return 0
@@ -137,9 +135,9 @@ def _get(args: argparse.Namespace, client: ApiClient) -> int:
     try:
         target = _save(client, args.id, args.variant, target)
     except OSError as exc:
-        raise NoSuchFile(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise LocalError(f"cannot write {target}: {exc.strerror or exc}") from None
     size = target.stat().st_size
-    stderr_console().print(f"saved {args.variant} of {args.id} to {target} ({decimal(size)})", markup=False)
+    stderr_console().print(f"saved {args.variant} of {args.id} to {shown_path(target)} ({decimal(size)})", markup=False)
     return 0
 
 
@@ -177,9 +175,7 @@ def _ls(args: argparse.Namespace, client: ApiClient) -> int:
         return 0
     stdout_console().print(jobs_table(items))
     if cursor:
-        stderr_console().print(
-            f"more: imgpipe ls --limit {args.limit} --cursor {cursor}", markup=False, soft_wrap=True
-        )
+        stderr_console().print(f"more: imgpipe ls --limit {args.limit} --cursor {cursor}", markup=False, soft_wrap=True)
     return 0
 
 
@@ -191,6 +187,12 @@ def _job_id(text: str) -> UUID:
         return UUID(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a job id: {text!r}") from None
+
+
+def _variant(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_-]{1,40}", text):
+        raise argparse.ArgumentTypeError(f"not a variant name: {text!r}")
+    return text
 
 
 def _positive(text: str) -> int:

@@ -1,0 +1,110 @@
+"""Fixtures for the browser tests: the real ``imgpipe run``, Debian's headless Chromium, a fresh page per test."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from support.imgpipe_process import ImgpipeProcess, attach_output_on_failure, running_imgpipe
+from support.services import unavailable
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Route
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+
+OpenPage = Callable[..., "Page"]
+Screenshot = Callable[["Page", str], Path]
+
+
+@pytest.fixture(scope="session")
+def imgpipe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImgpipeProcess]:
+    with running_imgpipe(tmp_path_factory.mktemp("browser") / "data") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        unavailable(f"Debian's chromium at {CHROMIUM} (install it with scripts/ensure-chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser, imgpipe_server: ImgpipeProcess) -> Iterator[OpenPage]:
+    """Open the upload page in a fresh browser context.
+
+    The test fails on any uncaught script error or Content-Security-Policy violation. With
+    ``csp``, the page is served with that policy, as a deployment may add it.
+    """
+    contexts: list[Any] = []
+    problems: list[str] = []
+
+    def open_(viewport: dict[str, int] | None = None, csp: str | None = None) -> Page:
+        context = browser.new_context(
+            base_url=imgpipe_server.url, accept_downloads=True, viewport=viewport or {"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        if csp:
+            context.route(f"{imgpipe_server.url}/", lambda route: _with_policy(route, csp))
+        page = context.new_page()
+        page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+        page.on("console", lambda msg: "Content Security Policy" in msg.text and problems.append(msg.text))
+        page.goto("/")
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert not problems, f"the page misbehaved: {problems}"
+
+
+def _with_policy(route: Route, policy: str) -> None:
+    response = route.fetch()
+    route.fulfill(response=response, headers={**response.headers, "content-security-policy": policy})
+
+
+@pytest.fixture
+def page(open_page: OpenPage) -> Page:
+    return open_page()
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest) -> Screenshot:
+    """Save a full-page screenshot as test-artifacts/browser/<test>-<step>.png."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    test = re.sub(r"[^A-Za-z0-9_]+", "-", request.node.name.removeprefix("test_"))[:80]
+
+    def take(page: Page, step: str) -> Path:
+        path = ARTIFACTS / f"{test}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    attach_output_on_failure(report, getattr(item, "funcargs", {}).get("imgpipe_server"))
+    return report
