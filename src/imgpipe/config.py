@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
 
     host: str = "127.0.0.1"
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies trusted for X-Forwarded-Proto/For (comma list, or *)
     port: int = Field(default=8000, ge=0, le=65535)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=100_000_000, gt=0)

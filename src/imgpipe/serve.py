@@ -84,6 +84,9 @@ def _server(settings: Settings, app: Any) -> _Server:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # Behind a TLS-terminating proxy, absolute URLs must say https and the public host.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
     )
     return _Server(config)

@@ -135,10 +135,12 @@ def _assert_refused(stack: AnyStack, response: httpx.Response, status: int, code
 def test_bad_input_is_refused_at_the_door_and_leaves_nothing_behind(
     stack: AnyStack, body: bytes, status: int, code: str
 ) -> None:
-    before = stack.keys("original")
-    newest = httpx.get(f"{stack.url}/api/v1/images", params={"limit": 1}).json()["items"]
+    def newest() -> list[str]:
+        return [j["id"] for j in httpx.get(f"{stack.url}/api/v1/images", params={"limit": 1}).json()["items"]]
+
+    before, newest_before = stack.keys("original"), newest()
     _assert_refused(stack, upload(stack, body, "innocent.jpg"), status, code, before)
-    assert httpx.get(f"{stack.url}/api/v1/images", params={"limit": 1}).json()["items"] == newest
+    assert newest() == newest_before
 
 
 def test_an_upload_over_the_byte_limit_gets_413_and_leaves_nothing_behind(stack: AnyStack) -> None:
@@ -156,7 +158,15 @@ def test_a_request_without_the_file_field_is_a_clear_client_error(stack: AnyStac
 def test_an_unknown_job_is_a_404_problem(stack: AnyStack) -> None:
     response = httpx.get(f"{stack.url}/api/v1/images/00000000-0000-4000-8000-000000000000")
     assert response.status_code == 404 and response.json()["code"] == "job_not_found"
-    assert httpx.get(f"{stack.url}/api/v1/images/not-a-uuid").status_code == 422
+    not_an_id = httpx.get(f"{stack.url}/api/v1/images/not-a-uuid")
+    assert not_an_id.status_code == 404 and not_an_id.json()["code"] == "job_not_found"
+
+
+def test_the_limits_are_published_for_clients(stack: AnyStack) -> None:
+    limits = httpx.get(f"{stack.url}/api/v1/limits").json()
+    assert limits["max_upload_bytes"] == 16 * 1024 * 1024 and limits["max_pixels"] == 100_000_000
+    assert "image/heic" in limits["formats"] and "image/svg+xml" not in limits["formats"]
+    assert limits["variants"] == [{"type": "thumbnail", "width": 256, "height": 256}]
 
 
 def test_a_missing_variant_is_a_404_problem(stack: AnyStack) -> None:
@@ -216,3 +226,13 @@ def test_the_original_descriptions_curl_commands_work_as_written(stack: AnyStack
     done = json.loads(fetched.stdout)
     assert done["id"] == accepted["id"] and done["status"] == "DONE"
     assert [{"type": v["type"]} for v in done["variants"]] == [{"type": "original"}, {"type": "thumbnail"}]
+
+
+def test_behind_a_trusted_tls_proxy_urls_are_https_on_the_public_host(stack: AnyStack) -> None:
+    job_id = upload(stack, PHOTO.read_bytes()).json()["id"]
+    proxied = httpx.get(
+        f"{stack.url}/api/v1/images/{job_id}",
+        headers={"X-Forwarded-Proto": "https", "Host": "images.example.com"},
+    ).json()
+    assert proxied["links"]["self"] == f"https://images.example.com/api/v1/images/{job_id}"
+    assert proxied["variants"][0]["url"].startswith("https://images.example.com/")

@@ -18,6 +18,7 @@ from imgpipe.api.routes import router
 from imgpipe.bootstrap import Services, build_services
 from imgpipe.config import Settings
 from imgpipe.domain.errors import ImgpipeError
+from imgpipe.imaging.types import ImageFormat
 
 __all__ = ["create_app"]
 
@@ -71,6 +72,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 503, "not_ready", f"Not ready: {', '.join(failed)} did not answer.", "/ready", checks=report
             )
         return JSONResponse({"status": "ready", "checks": report})
+
+    @app.get("/api/v1/limits", tags=["images"], summary="What this server accepts, so clients can check first")
+    async def limits(request: Request) -> dict[str, Any]:
+        svc: Services = request.app.state.services
+        return {
+            "max_upload_bytes": svc.settings.max_upload_bytes,
+            "max_pixels": svc.settings.max_pixels,
+            "formats": sorted(f.content_type for f in ImageFormat),
+            "variants": [{"type": v.name, "width": v.width, "height": v.height} for v in svc.policy.variants],
+        }
 
     static = files("imgpipe.api") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -13,6 +13,7 @@ from imgpipe.api.problems import PROBLEM_RESPONSES, problem
 from imgpipe.api.schemas import JobOut, JobPage, decode_cursor, encode_cursor, job_out
 from imgpipe.api.upload import receive_upload
 from imgpipe.bootstrap import Services
+from imgpipe.domain.errors import JobNotFound
 from imgpipe.domain.job import Job
 from imgpipe.services import queries
 from imgpipe.services.uploads import Upload, accept_upload
@@ -43,6 +44,14 @@ def services(request: Request) -> Services:
 
 
 Svc = Annotated[Services, Depends(services)]
+
+
+def _job_id(raw: str) -> UUID:
+    # Any string that is not one of our ids names no job: 404, like an unknown id.
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise JobNotFound(f"No job has the id {raw[:64]!r}.") from None
 
 
 def _render(job: Job, request: Request, svc: Services) -> dict[str, Any]:
@@ -102,7 +111,7 @@ async def list_images(
     responses={404: PROBLEM_RESPONSES[404]},
 )
 async def get_image(
-    job_id: UUID,
+    job_id: str,
     request: Request,
     svc: Svc,
     wait: Annotated[
@@ -111,9 +120,9 @@ async def get_image(
     ] = 0,
 ) -> Any:
     if wait:
-        job = await queries.wait_for_change(job_id, jobs=svc.jobs, within=wait)
+        job = await queries.wait_for_change(_job_id(job_id), jobs=svc.jobs, within=wait)
     else:
-        job = await queries.get_job(job_id, jobs=svc.jobs)
+        job = await queries.get_job(_job_id(job_id), jobs=svc.jobs)
     return _render(job, request, svc)
 
 
@@ -123,8 +132,8 @@ async def get_image(
     response_class=StreamingResponse,
     responses={200: {"content": {"image/*": {}}}, 404: PROBLEM_RESPONSES[404]},
 )
-async def get_variant(job_id: UUID, variant_type: str, svc: Svc) -> StreamingResponse:
-    job = await queries.get_job(job_id, jobs=svc.jobs)
+async def get_variant(job_id: str, variant_type: str, svc: Svc) -> StreamingResponse:
+    job = await queries.get_job(_job_id(job_id), jobs=svc.jobs)
     variant, stream = await queries.open_variant(job, variant_type, store=svc.store)
     extension = variant.key.rsplit(".", 1)[-1]
     headers = {

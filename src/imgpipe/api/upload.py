@@ -105,7 +105,7 @@ class _Collector:
         chunk = data[start:end]
         self.size += len(chunk)
         if self.size > self.max_bytes:
-            raise UploadTooLarge(f"The upload is larger than the limit of {self.max_bytes} bytes.")
+            raise too_large(self.max_bytes)
         if not self.sniffed:
             self.head += chunk[: _SNIFF_BYTES - len(self.head)]
             if len(self.head) >= _SNIFF_BYTES:
@@ -123,6 +123,11 @@ class _Collector:
             self.done_with_file = True
             if not self.sniffed:
                 self._sniff()
+
+
+def too_large(max_bytes: int) -> UploadTooLarge:
+    mib = max_bytes / (1024 * 1024)
+    return UploadTooLarge(f"The upload is larger than the limit of {mib:g} MiB ({max_bytes} bytes).")
 
 
 async def _chunks(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
@@ -148,7 +153,7 @@ async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: floa
     envelope_limit = max_bytes + _ENVELOPE
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > envelope_limit:
-        raise UploadTooLarge(f"The upload is larger than the limit of {max_bytes} bytes.")
+        raise too_large(max_bytes)
 
     collector = _Collector(max_bytes)
     # Generous header size: a 10,000-character filename must reach sanitising, not break parsing.
@@ -158,7 +163,7 @@ async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: floa
         async for chunk in _chunks(request, idle_timeout):
             received += len(chunk)
             if received > envelope_limit:
-                raise UploadTooLarge(f"The upload is larger than the limit of {max_bytes} bytes.")
+                raise too_large(max_bytes)
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
