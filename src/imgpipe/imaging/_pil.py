@@ -1,0 +1,174 @@
+"""The Pillow half of the kernel: AVIF (libavif), HEIC (pillow-heif), BMP, and TIFF layouts libvips refuses."""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+
+import pillow_heif
+from PIL import Image, ImageCms, ImageOps, TiffImagePlugin
+
+from imgpipe.domain.errors import CorruptImage, ImageTooLarge
+from imgpipe.imaging._bmp_pixels import decode_bitfields
+from imgpipe.imaging._header import Crop, Header, Mirror, Rotate, Transform
+from imgpipe.imaging.types import Limits, VariantSpec
+
+__all__ = ["decode_avif", "decode_bmp", "decode_heic", "decode_tiff", "fit_to_srgb"]
+
+_T = Image.Transpose
+_ROTATIONS = {1: _T.ROTATE_90, 2: _T.ROTATE_180, 3: _T.ROTATE_270}  # Pillow's turns are anti-clockwise
+_MIRRORS = {0: _T.FLIP_TOP_BOTTOM, 1: _T.FLIP_LEFT_RIGHT}
+
+
+def decode_avif(data: bytes, header: Header, limits: Limits) -> Image.Image:
+    """libavif decodes the first frame; clap, irot and imir come from our own parse of the header."""
+    if not header.avif_brand:
+        # An AV1 payload in a file that only names HEIF brands: libavif insists on seeing
+        # 'avif', and the brand is all that differs. Rewrite it in a copy.
+        data = data[:8] + b"avif" + data[12:]
+    image = _open(data, "AVIF", limits)
+    image.load()
+    for step in header.transforms:
+        image = _apply(image, step)
+    image.info.pop("exif", None)  # Pillow mirrors irot/imir into EXIF; we applied them already
+    return image
+
+
+def decode_heic(data: bytes, spec: VariantSpec, limits: Limits) -> Image.Image:
+    """libheif applies clap, irot and imir; a large enough embedded thumbnail is decoded instead."""
+    heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+    if not len(heif):
+        raise CorruptImage("The HEIF file holds no image libheif can decode.")
+    width, height = heif.size
+    _check(width, height, limits)
+    primary = heif[heif.primary_index]
+    fit_w, fit_h = _fit(width, height, spec)
+    thumbnails = primary.info.get("thumbnails") or []
+    assert isinstance(thumbnails, list)
+    for index in range(len(thumbnails)):
+        thumb = primary.get_thumbnail(index)
+        tw, th = thumb.size
+        same_shape = abs(tw * height - th * width) <= max(tw, th) * max(width, height) // 50
+        if tw >= fit_w and th >= fit_h and same_shape:  # shrink-on-load, HEIF style
+            image: Image.Image = thumb.to_pillow()
+            break
+    else:
+        image = primary.to_pillow()
+    if image.mode.startswith("I;16"):
+        image.info["bits"] = primary.info.get("bit_depth", 16)
+    return image
+
+
+def decode_bmp(data: bytes, header: Header, limits: Limits) -> Image.Image:
+    if header.bmp_bitfields:
+        return decode_bitfields(data)  # Pillow knows only a few mask layouts
+    image = _open(data, "BMP", limits)
+    image.load()
+    return image
+
+
+def decode_tiff(data: bytes, limits: Limits) -> Image.Image:
+    """For CIE L*a*b* and 12-bit TIFFs; Pillow applies the Orientation tag while loading or here."""
+    image = _open(data, "TIFF", limits)
+    assert isinstance(image, TiffImagePlugin.TiffImageFile)
+    bits = image.tag_v2.get(258, (8,))
+    image.load()
+    upright = ImageOps.exif_transpose(image)
+    upright.info["bits"] = max(bits) if isinstance(bits, tuple) and bits else 8
+    return upright
+
+
+def fit_to_srgb(image: Image.Image, spec: VariantSpec) -> Image.Image:
+    """Fit inside the spec (never upscaling), as 8-bit L, LA, RGB or RGBA in sRGB."""
+    icc = image.info.get("icc_profile")
+    image = _eight_bit(image)
+    image.thumbnail((spec.width, spec.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if icc and image.mode in ("RGB", "RGBA"):
+        image = _icc_to_srgb(image, icc)
+    return image
+
+
+def _open(data: bytes, fmt: str, limits: Limits) -> Image.Image:
+    """Image.open restricted to one plugin; the decoder's own header is checked against the limit."""
+    image = Image.open(io.BytesIO(data), formats=[fmt])
+    _check(*image.size, limits)
+    return image
+
+
+def _check(width: int, height: int, limits: Limits) -> None:
+    if width * height > limits.max_pixels:
+        raise ImageTooLarge(f"The image is {width} x {height} pixels; the limit is {limits.max_pixels:,}.")
+
+
+def _fit(width: int, height: int, spec: VariantSpec) -> tuple[int, int]:
+    scale = min(spec.width / width, spec.height / height, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _apply(image: Image.Image, step: Transform) -> Image.Image:
+    if isinstance(step, Crop):
+        box = (step.left, step.top, step.left + step.width, step.top + step.height)
+        inside = box[2] <= image.width and box[3] <= image.height
+        return image.crop(box) if inside else image  # libavif decoded a track, not the item
+    if isinstance(step, Rotate):
+        return image.transpose(_ROTATIONS[step.quarter_turns]) if step.quarter_turns else image
+    if isinstance(step, Mirror):
+        return image.transpose(_MIRRORS[step.axis])
+    raise TypeError(step)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if mode.startswith("I") or mode == "F":
+        bits = int(image.info.get("bits", 16 if mode.startswith("I;16") else 8))
+        scale = 1 / (1 << max(bits - 8, 0))
+        return image.convert("I").point(lambda v: v * scale).convert("L")
+    if mode in ("P", "PA"):
+        transparent = mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if transparent else "RGB")
+    if mode in ("1", "La"):
+        return image.convert("L" if mode == "1" else "LA")
+    if mode == "LAB":
+        return _transform(image, ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")))
+    if mode == "CMYK" and image.info.get("icc_profile"):
+        converted = _icc_to_srgb(image, image.info["icc_profile"])
+        if converted.mode == "RGB":
+            return converted
+    return image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+
+
+def _icc_to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
+    """Convert with an embedded profile; a broken or mismatched profile is ignored, as libvips does."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = profile.profile.xcolor_space.strip()
+        base = image.convert("RGB") if image.mode == "RGBA" else image
+        if space != {"RGB": "RGB", "CMYK": "CMYK"}.get(base.mode):
+            return image
+        converted = _transform(base, profile)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+    if image.mode == "RGBA":
+        converted.putalpha(image.getchannel("A"))
+    return converted
+
+
+def _transform(image: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
+    """To sRGB, relative colorimetric with black point compensation, as the libvips path does."""
+    converted = ImageCms.profileToProfile(
+        image,
+        profile,
+        _srgb(),
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        outputMode="RGB",
+        flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+    )
+    assert converted is not None  # None only when converting in place
+    return converted
+
+
+@cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))

@@ -1,0 +1,113 @@
+"""Bounded reads from an untrusted, seekable file: every length is checked against the file size."""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from imgpipe.domain.errors import CorruptImage
+
+__all__ = ["Cursor", "Source", "Truncated"]
+
+_WINDOW = 64 * 1024
+
+
+class Truncated(CorruptImage):
+    """The file ends inside a structure its header promised."""
+
+
+class Source:
+    """Random access to a file whose size is known; reading past the end is a corrupt header."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.size = f.seek(0, io.SEEK_END)
+
+    def read(self, offset: int, n: int, what: str) -> bytes:
+        """Exactly ``n`` bytes at ``offset``, or CorruptImage naming ``what`` was cut short."""
+        if offset < 0 or n < 0 or offset + n > self.size:
+            raise Truncated(f"The image is truncated or inconsistent: the {what} runs past the end of the file.")
+        self._f.seek(offset)
+        data = self._f.read(n)
+        if len(data) != n:
+            raise Truncated(f"The image is truncated: the {what} could not be read.")
+        return data
+
+    def read_upto(self, offset: int, n: int) -> bytes:
+        """At most ``n`` bytes at ``offset``; fewer near the end of the file."""
+        if offset < 0 or offset >= self.size or n <= 0:
+            return b""
+        self._f.seek(offset)
+        return self._f.read(min(n, self.size - offset))
+
+    def cursor(self, offset: int, window: int = _WINDOW) -> Cursor:
+        return Cursor(self, offset, window)
+
+
+class Cursor:
+    """Forward reads through a window, for formats walked byte by byte (GIF blocks, JPEG markers)."""
+
+    def __init__(self, source: Source, offset: int, window: int = _WINDOW) -> None:
+        self._source = source
+        self._window = window
+        self._base = offset
+        self._buf = b""
+        self._pos = 0  # position inside _buf
+
+    @property
+    def offset(self) -> int:
+        return self._base + self._pos
+
+    @property
+    def at_end(self) -> bool:
+        return self.offset >= self._source.size
+
+    def _fill(self, n: int) -> bool:
+        if self._pos + n <= len(self._buf):
+            return True
+        self._base += self._pos
+        self._buf = self._source.read_upto(self._base, max(n, self._window))
+        self._pos = 0
+        return n <= len(self._buf)
+
+    def u8(self, what: str) -> int:
+        if not self._fill(1):
+            raise Truncated(f"The image is truncated: the {what} is missing.")
+        value = self._buf[self._pos]
+        self._pos += 1
+        return value
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > self._window:
+            data = self._source.read(self.offset, n, what)
+            self.skip(n, what)
+            return data
+        if not self._fill(n):
+            raise Truncated(f"The image is truncated: the {what} is missing.")
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return data
+
+    def skip(self, n: int, what: str) -> None:
+        target = self.offset + n
+        if n < 0 or target > self._source.size:
+            raise Truncated(f"The image is truncated: the {what} runs past the end of the file.")
+        if self._pos + n <= len(self._buf):
+            self._pos += n
+        else:
+            self._base, self._buf, self._pos = target, b"", 0
+
+    def find(self, byte: int, limit: int) -> int:
+        """Skip ahead to the next ``byte`` within ``limit`` bytes; return how many were skipped, or -1."""
+        skipped = 0
+        while skipped <= limit:
+            if not self._fill(1):
+                return -1
+            at = self._buf.find(bytes((byte,)), self._pos)
+            if at >= 0:
+                skipped += at - self._pos
+                self._pos = at
+                return skipped if skipped <= limit else -1
+            skipped += len(self._buf) - self._pos
+            self._pos = len(self._buf)
+        return -1

@@ -1,0 +1,62 @@
+"""Read an upload's header without decoding pixels: pure Python, safe to run in the API process.
+
+No native image library runs here. Every loop is bounded and every length is checked
+against the file size, so a hostile header can only end in one of the domain errors.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import BinaryIO
+
+from imgpipe.imaging._bmp import probe_bmp
+from imgpipe.imaging._gif import probe_gif
+from imgpipe.imaging._header import Header
+from imgpipe.imaging._isobmff import probe_isobmff
+from imgpipe.imaging._jpeg import probe_jpeg
+from imgpipe.imaging._png import probe_png
+from imgpipe.imaging._source import Source
+from imgpipe.imaging._tiff import probe_tiff
+from imgpipe.imaging._webp import probe_webp
+from imgpipe.imaging.sniff import HEAD_SIZE, sniff
+from imgpipe.imaging.types import ImageFormat, ImageInfo, Limits
+
+__all__ = ["inspect", "probe", "probe_bytes"]
+
+_PROBES: dict[ImageFormat, Callable[[Source, Limits], Header]] = {
+    ImageFormat.JPEG: probe_jpeg,
+    ImageFormat.PNG: probe_png,
+    ImageFormat.GIF: probe_gif,
+    ImageFormat.WEBP: probe_webp,
+    ImageFormat.TIFF: probe_tiff,
+    ImageFormat.BMP: probe_bmp,
+    ImageFormat.HEIF: lambda src, limits: probe_isobmff(src, ImageFormat.HEIF, limits),
+    ImageFormat.AVIF: lambda src, limits: probe_isobmff(src, ImageFormat.AVIF, limits),
+}
+
+
+def probe(f: BinaryIO, limits: Limits) -> ImageInfo:
+    """Format and size from the header of a seekable file (its content starts at offset 0).
+
+    The size is the stored one (before EXIF or TIFF orientation), except for HEIF and
+    AVIF, whose clean aperture and rotation are part of the container and are applied.
+    Raises EmptyUpload, UnsupportedImage, CorruptImage or ImageTooLarge. The file's
+    position is restored afterwards.
+    """
+    return inspect(f, limits).info
+
+
+def probe_bytes(data: bytes, limits: Limits) -> ImageInfo:
+    return probe(io.BytesIO(data), limits)
+
+
+def inspect(f: BinaryIO, limits: Limits) -> Header:
+    """``probe`` plus what the kernel needs to route and orient the image."""
+    position = f.tell()
+    try:
+        f.seek(0)
+        fmt = sniff(f.read(HEAD_SIZE))
+        return _PROBES[fmt](Source(f), limits)
+    finally:
+        f.seek(position)

@@ -1,0 +1,288 @@
+"""probe(): format and size from the header alone, refusing bombs, truncation and inconsistency."""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import zlib
+from typing import BinaryIO
+
+import pytest
+from PIL import Image
+
+from imgpipe.domain.errors import CorruptImage, EmptyUpload, ImageTooLarge, UnsupportedImage
+from imgpipe.imaging.probe import inspect, probe, probe_bytes
+from imgpipe.imaging.types import ImageFormat, ImageInfo, Limits
+
+from .corpus import CORPUS, Row, displayed_size_in_note, rows
+
+LIMITS = Limits()
+_SWAPS = {"ok-rotate-90", "ok-rotate-270", "ok-transpose", "ok-transverse"}
+
+
+def _sized_rows() -> list[Row]:
+    return [r for r in rows() if r.expected.startswith("ok") and r.width is not None and r.height is not None]
+
+
+def _manifest_size_as_probed(row: Row) -> tuple[int, int]:
+    """The manifest's size comes from whichever library parsed each file; ours is stored size,
+    except HEIF/AVIF, which report the displayed size after clap and irot (as libheif does)."""
+    assert row.width is not None and row.height is not None
+    size = (row.width, row.height)
+    if row.base_format == "AVIF":  # the manifest has libavif's coded size
+        shown = displayed_size_in_note(row) if row.expected == "ok-crop" else None
+        return shown or (size[::-1] if row.expected in _SWAPS else size)
+    if row.base_format == "TIFF":
+        with Image.open(row.file) as tiff:
+            if tiff.getexif().get(0x0112, 1) >= 5:
+                return size[::-1]  # Pillow reports TIFF sizes with the Orientation tag applied
+    return size
+
+
+@pytest.mark.parametrize("row", _sized_rows(), ids=lambda r: r.path)
+def test_probe_agrees_with_the_manifest_on_format_and_size(row: Row) -> None:
+    try:
+        with row.file.open("rb") as f:
+            info = probe(f, LIMITS)
+    except CorruptImage:
+        assert row.expected == "ok-or-reject-corrupt"
+        return
+    expected_format = "JPEG" if row.base_format == "MPO" else row.base_format
+    assert info.format.name == expected_format
+    width, height = _manifest_size_as_probed(row)
+    slack = 2 if row.expected == "ok-crop" else 0  # the note rounds the clean aperture
+    assert abs(info.width - width) <= slack and abs(info.height - height) <= slack, (info, (width, height))
+
+
+@pytest.mark.parametrize("row", [r for r in rows() if r.expected == "reject-bomb"], ids=lambda r: r.path)
+def test_every_bomb_in_the_corpus_is_refused_from_its_header(row: Row) -> None:
+    with pytest.raises(ImageTooLarge):
+        probe_bytes(row.read(), LIMITS)
+
+
+# --- generated headers ---------------------------------------------------------------------
+
+
+def _png(width: int, height: int, *chunks: tuple[bytes, bytes]) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4)
+    extra = b"".join(chunk(kind, body) for kind, body in chunks)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    sof = struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    return b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", 2 + len(sof)) + sof + b"\xff\xd9"
+
+
+def _webp(width: int, height: int) -> bytes:
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00"
+    vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    if width <= 16_384 and height <= 16_384:  # VP8L cannot say more; the canvas can
+        bits = (width - 1) | (height - 1) << 14
+        vp8x += b"VP8L" + struct.pack("<I", 6) + b"\x2f" + struct.pack("<I", bits) + b"\x00"
+    return b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+
+
+def _gif(width: int, height: int) -> bytes:
+    return (
+        b"GIF89a"
+        + struct.pack("<HHBBB", width, height, 0, 0, 0)
+        + b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    )
+
+
+def _bmp(width: int, height: int, *, pixels: bool = True) -> bytes:
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    size = (24 * abs(width) + 31) // 32 * 4 * abs(height) if pixels and abs(width * height) <= 10**6 else 0
+    return b"BM" + struct.pack("<IHHI", 54 + size, 0, 0, 54) + info + b"\x00" * size
+
+
+def _tiff(width: int, height: int) -> bytes:
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (277, 3, 1, 1)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + b"\x00" * 4
+    return b"II*\x00" + struct.pack("<I", 8) + ifd
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def _avif(width: int, height: int, *, codec: bytes = b"av01", mdat: bytes = b"\x00" * 16) -> bytes:
+    ftyp = _box(b"ftyp", b"avif\x00\x00\x00\x00avifmif1miaf")
+    infe = _box(b"infe", b"\x02\x00\x00\x00" + struct.pack(">HH", 1, 0) + codec + b"\x00")
+    ispe = _box(b"ispe", b"\x00\x00\x00\x00" + struct.pack(">II", width, height))
+    ipma = _box(b"ipma", b"\x00\x00\x00\x00" + struct.pack(">IHB", 1, 1, 1) + b"\x81")
+    meta_body = b"\x00\x00\x00\x00" + b"".join(
+        (
+            _box(b"hdlr", b"\x00" * 8 + b"pict" + b"\x00" * 13),
+            _box(b"pitm", b"\x00\x00\x00\x00" + struct.pack(">H", 1)),
+            _box(b"iinf", b"\x00\x00\x00\x00" + struct.pack(">H", 1) + infe),
+            _box(b"iprp", _box(b"ipco", ispe) + ipma),
+        )
+    )
+    return ftyp + _box(b"meta", meta_body) + _box(b"mdat", mdat)
+
+
+GENERATED = {
+    "png": _png,
+    "jpeg": _jpeg,
+    "webp": _webp,
+    "gif": _gif,
+    "bmp": _bmp,
+    "tiff": _tiff,
+    "avif": _avif,
+}
+
+
+@pytest.mark.parametrize("make", GENERATED.values(), ids=GENERATED.keys())
+def test_a_50000_by_50000_header_is_too_large(make: object) -> None:
+    assert callable(make)
+    with pytest.raises(ImageTooLarge):
+        probe_bytes(make(50_000, 50_000), LIMITS)
+
+
+@pytest.mark.parametrize("make", GENERATED.values(), ids=GENERATED.keys())
+def test_a_small_generated_header_probes_to_its_size(make: object) -> None:
+    assert callable(make)
+    info = probe_bytes(make(300, 200), LIMITS)
+    assert (info.width, info.height) == (300, 200)
+
+
+def test_a_65535_by_1_panorama_passes_the_default_limit() -> None:
+    buf = io.BytesIO()
+    Image.new("L", (65_535, 1), 128).save(buf, "PNG")
+    assert probe_bytes(buf.getvalue(), LIMITS) == ImageInfo(ImageFormat.PNG, 65_535, 1)
+
+
+def test_the_pixel_limit_is_the_callers() -> None:
+    with pytest.raises(ImageTooLarge):
+        probe_bytes(_png(1000, 1000), Limits(max_pixels=999_999))
+    assert probe_bytes(_png(1000, 1000), Limits(max_pixels=1_000_000)).pixels == 1_000_000
+
+
+def test_the_empty_file_is_an_empty_upload() -> None:
+    with pytest.raises(EmptyUpload):
+        probe_bytes((CORPUS / "hostile/empty/empty.heic").read_bytes(), LIMITS)
+
+
+def test_a_non_image_is_unsupported() -> None:
+    with pytest.raises(UnsupportedImage):
+        probe_bytes(b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", LIMITS)
+
+
+TRUNCATED = {
+    "png-in-ihdr": _png(10, 10)[:20],
+    "png-without-iend": _png(10, 10)[:-12],
+    "jpeg-before-sof": _jpeg(10, 10)[:8],
+    "jpeg-in-app1": b"\xff\xd8\xff\xe1\x10\x00Exif\x00\x00",
+    "gif-in-screen": _gif(10, 10)[:9],
+    "gif-before-first-frame": _gif(10, 10)[:13],
+    "webp-in-vp8x": _webp(10, 10)[:20],
+    "bmp-in-info-header": _bmp(10, 10)[:30],
+    "bmp-without-pixels": _bmp(10, 10, pixels=False),
+    "tiff-in-ifd": _tiff(10, 10)[:14],
+    "avif-in-meta": _avif(10, 10)[:60],
+    "avif-in-mdat": _avif(10, 10)[:-4],
+}
+
+
+@pytest.mark.parametrize("data", TRUNCATED.values(), ids=TRUNCATED.keys())
+def test_a_truncated_header_is_corrupt(data: bytes) -> None:
+    with pytest.raises(CorruptImage):
+        probe_bytes(data, LIMITS)
+
+
+def test_a_png_text_chunk_that_inflates_past_the_cap_is_a_bomb() -> None:
+    bomb = b"Comment\x00\x00" + zlib.compress(b"\x00" * (2 << 20), 9)
+    with pytest.raises(ImageTooLarge):
+        probe_bytes(_png(10, 10, (b"zTXt", bomb)), LIMITS)
+
+
+def test_a_png_itxt_and_iccp_under_the_cap_are_fine() -> None:
+    itxt = b"Comment\x00\x01\x00\x00\x00" + zlib.compress(b"hello " * 1000)
+    iccp = b"icc\x00\x00" + zlib.compress(b"\x00" * 4000)
+    assert probe_bytes(_png(10, 10, (b"iTXt", itxt), (b"iCCP", iccp)), LIMITS).width == 10
+
+
+def test_a_gif_frame_far_outside_its_logical_screen_is_a_bomb() -> None:
+    frame = b"," + struct.pack("<HHHHB", 60_000, 60_000, 10, 10, 0) + b"\x02\x02D\x01\x00"
+    gif = _gif(10, 10)[:-1] + frame + b";"
+    with pytest.raises(ImageTooLarge):
+        probe_bytes(gif, LIMITS)
+
+
+def test_a_gif_with_zero_width_is_corrupt() -> None:
+    with pytest.raises(CorruptImage):
+        probe_bytes(_gif(0, 10), LIMITS)
+
+
+def test_a_tiff_strip_beyond_the_end_of_the_file_is_corrupt() -> None:
+    entries = [(256, 4, 1, 10), (257, 4, 1, 10), (273, 4, 1, 10_000), (279, 4, 1, 100)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + b"\x00" * 4
+    with pytest.raises(CorruptImage):
+        probe_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd, LIMITS)
+
+
+def test_a_bmp_with_a_negative_width_is_corrupt_but_a_negative_height_is_top_down() -> None:
+    with pytest.raises(CorruptImage):
+        probe_bytes(_bmp(-10, 10), LIMITS)
+    assert probe_bytes(_bmp(10, -10), LIMITS).height == 10
+
+
+def test_a_heif_whose_primary_item_is_neither_hevc_nor_av1_is_unsupported() -> None:
+    with pytest.raises(UnsupportedImage):
+        probe_bytes(_avif(10, 10, codec=b"jpeg"), LIMITS)
+
+
+def test_the_probe_routes_an_av1_payload_in_a_heic_branded_file_by_its_codec() -> None:
+    header = inspect(io.BytesIO((CORPUS / "formats/avif/hopper.avif").read_bytes()), LIMITS)
+    assert header.codec == "av01" and header.avif_brand
+    header = inspect(io.BytesIO((CORPUS / "formats/heic/hopper_av1.heif").read_bytes()), LIMITS)
+    assert header.codec == "hvc1"  # despite its name, this pillow_heif fixture is HEVC
+
+
+class _Counting(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, n: int | None = -1, /) -> bytes:
+        data = super().read(n)
+        self.bytes_read += len(data)
+        return data
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["formats/jpeg/xmp_test_adobergb.jpg", "hostile/metadata/icc_profile_big.jpg", "formats/webp/iss634_animated.webp",
+     "formats/avif/linku_fox.profile0.10bpc.yuv420.avif", "formats/tiff/hopper.tif"],
+)  # fmt: skip
+def test_probe_reads_only_the_header_of_a_large_file(path: str) -> None:
+    data = (CORPUS / path).read_bytes()
+    f = _Counting(data)
+    probe(f, LIMITS)
+    assert f.bytes_read < min(len(data) // 4, 64 * 1024)
+
+
+def test_probe_restores_the_file_position() -> None:
+    f: BinaryIO = io.BytesIO(_png(10, 10))
+    f.seek(5)
+    probe(f, LIMITS)
+    assert f.tell() == 5
+
+
+def test_the_probe_module_loads_no_native_image_library() -> None:
+    code = (
+        "import sys, imgpipe.imaging.probe as p, imgpipe.imaging.types as t;"
+        "p.probe_bytes(open(sys.argv[1], 'rb').read(), t.Limits());"
+        "bad = [m for m in ('pyvips', 'PIL', 'pillow_heif') if m in sys.modules];"
+        "sys.exit(str(bad) if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(CORPUS / "formats/jpeg/flower2.jpg")], check=False)
+    assert done.returncode == 0
