@@ -1,44 +1,68 @@
-"""Read just the orientation from EXIF (TIFF-structured bytes), an ImageMagick raw profile or XMP."""
+"""Read just the orientation from EXIF (TIFF-structured bytes), an ImageMagick raw profile or XMP.
+
+Every function here returns 1-8 and never raises: broken metadata means "as stored".
+"""
 
 from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 
-__all__ = ["orientation_from_exif", "orientation_from_raw_profile", "orientation_from_xmp"]
+__all__ = [
+    "Reader",
+    "orientation_from_exif",
+    "orientation_from_raw_profile",
+    "orientation_from_xmp",
+    "orientation_in",
+    "valid_orientation",
+]
 
+Reader = Callable[[int, int], bytes]
+"""``read(offset, n)``: at most ``n`` bytes of an EXIF block at ``offset``; fewer or none past its end."""
+
+_EXIF_PREFIX = b"Exif\x00\x00"
 _ORIENTATION_TAG = 0x0112
-_MAX_IFD_ENTRIES = 1000
+_SHORT = 3
+_MAX_IFD_ENTRIES = 1000  # 12 KB of directory at most; IFD0 of a camera file has 10-20 entries
 _XMP_ORIENTATION = re.compile(rb"tiff:Orientation\s*(?:=\s*[\"']|>)\s*([0-9]+)")
 
 
-def orientation_from_exif(exif: bytes) -> int:
-    """Orientation 1-8 from IFD0 of an EXIF block (``Exif\\0\\0`` prefix optional); 1 if absent or invalid."""
-    if exif.startswith(b"Exif\x00\x00"):
-        exif = exif[6:]
-    if len(exif) < 8:
+def orientation_in(read: Reader) -> int:
+    """Orientation 1-8 from IFD0 of an EXIF block (``Exif\\0\\0`` prefix optional); 1 if absent or invalid.
+
+    Random access through ``read``, so only the TIFF header and IFD0 are ever fetched. As
+    browsers do, only a SHORT value counts; 0, 9 and up mean "as stored".
+    """
+    base = len(_EXIF_PREFIX) if read(0, len(_EXIF_PREFIX)) == _EXIF_PREFIX else 0
+    head = read(base, 8)
+    if len(head) < 8:
         return 1
-    if exif[:4] == b"II*\x00":
+    if head[:4] == b"II*\x00":
         order = "<"
-    elif exif[:4] == b"MM\x00*":
+    elif head[:4] == b"MM\x00*":
         order = ">"
     else:
         return 1
-    (ifd,) = struct.unpack_from(order + "I", exif, 4)
-    if ifd + 2 > len(exif):
+    (ifd,) = struct.unpack_from(order + "I", head, 4)
+    raw_count = read(base + ifd, 2)
+    if len(raw_count) < 2:
         return 1
-    (count,) = struct.unpack_from(order + "H", exif, ifd)
-    for i in range(min(count, _MAX_IFD_ENTRIES)):
-        at = ifd + 2 + 12 * i
-        if at + 12 > len(exif):
-            return 1
-        tag, kind, n = struct.unpack_from(order + "HHI", exif, at)
+    (count,) = struct.unpack(order + "H", raw_count)
+    entries = read(base + ifd + 2, 12 * min(count, _MAX_IFD_ENTRIES))
+    for at in range(0, len(entries) - 11, 12):
+        tag, kind, n = struct.unpack_from(order + "HHI", entries, at)
         if tag == _ORIENTATION_TAG:
-            if kind != 3 or n < 1:  # SHORT
+            if kind != _SHORT or n < 1:
                 return 1
-            (value,) = struct.unpack_from(order + "H", exif, at + 8)
-            return _valid(value)
+            (value,) = struct.unpack_from(order + "H", entries, at + 8)
+            return valid_orientation(value)
     return 1
+
+
+def orientation_from_exif(exif: bytes) -> int:
+    """``orientation_in`` over bytes already in memory."""
+    return orientation_in(lambda at, n: exif[at : at + n])
 
 
 def orientation_from_raw_profile(text: bytes) -> int:
@@ -56,8 +80,10 @@ def orientation_from_raw_profile(text: bytes) -> int:
 
 def orientation_from_xmp(xmp: bytes) -> int:
     match = _XMP_ORIENTATION.search(xmp)
-    return _valid(int(match.group(1))) if match else 1
+    digits = match.group(1) if match else b""
+    # int() refuses over 4,300 digits; anything past a few is invalid anyway.
+    return valid_orientation(int(digits)) if 0 < len(digits) <= 3 else 1
 
 
-def _valid(value: int) -> int:
+def valid_orientation(value: int) -> int:
     return value if 1 <= value <= 8 else 1  # 0, 9 and anything else mean "as stored"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge
 from imgpipe.imaging.types import ImageFormat, ImageInfo, Limits
 
-__all__ = ["Crop", "Header", "Mirror", "Rotate", "Transform", "checked_info"]
+__all__ = ["Crop", "Header", "Mirror", "Rotate", "Transform", "checked_info", "upright"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +41,9 @@ Transform = Crop | Rotate | Mirror
 class Header:
     """A probed header. Defaults mean "nothing special": decode with the format's usual decoder."""
 
-    info: ImageInfo
-    # PNG only: orientation found in eXIf, a "Raw profile type exif" text chunk or XMP.
-    # Elsewhere the decoder reads orientation itself and this stays 1.
+    info: ImageInfo  # the displayed size once ``probe.inspect`` has applied ``orientation``
+    # EXIF orientation 1-8 the kernel applies: JPEG APP1, WebP EXIF chunk, TIFF tag 274,
+    # PNG eXIf / raw profile / XMP. Always 1 for GIF, BMP, HEIF and AVIF (see transforms).
     orientation: int = 1
     # HEIF/AVIF: the primary item's codec ("hvc1" or "av01"), its transformative
     # properties in association order, and whether ftyp names an AVIF brand.
@@ -65,3 +65,11 @@ def checked_info(fmt: ImageFormat, width: int, height: int, limits: Limits) -> I
             f"The image is {width} x {height} pixels; this server accepts at most {limits.max_pixels:,} pixels."
         )
     return ImageInfo(fmt, width, height)
+
+
+def upright(header: Header) -> Header:
+    """The header with ``info`` turned to the displayed size: orientations 5-8 swap the sides."""
+    if header.orientation < 5:
+        return header
+    info = header.info
+    return replace(header, info=ImageInfo(info.format, info.height, info.width))

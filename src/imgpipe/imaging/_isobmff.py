@@ -48,8 +48,7 @@ def probe_isobmff(src: Source, fmt: ImageFormat, limits: Limits) -> Header:
         raise CorruptImage("The HEIF/AVIF primary image does not declare its size (ispe).")
     # The pixel limit applies to the coded size (ispe): it is what the decoder allocates.
     # The size reported is the displayed one, after clap and an irot of 90/270 degrees,
-    # as libheif reports it (JPEG and TIFF report the stored size: their orientation
-    # lives in EXIF or a tag that the probe does not apply).
+    # as libheif reports it. EXIF orientation in a HEIF is ignored, as libheif ignores it.
     width, height = struct.unpack_from(">II", ispe, 4)
     checked_info(fmt, width, height, limits)
     if b"iloc" in boxes:

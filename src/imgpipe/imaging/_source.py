@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import IO
 
 from imgpipe.domain.errors import CorruptImage
 
@@ -19,7 +20,7 @@ class Truncated(CorruptImage):
 class Source:
     """Random access to a file whose size is known; reading past the end is a corrupt header."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: IO[bytes]) -> None:
         self._f = f
         self.size = f.seek(0, io.SEEK_END)
 
@@ -39,6 +40,17 @@ class Source:
             return b""
         self._f.seek(offset)
         return self._f.read(min(n, self.size - offset))
+
+    def reader(self, offset: int, length: int) -> Callable[[int, int], bytes]:
+        """Random reads confined to [offset, offset + length): ``read(at, n)`` returns at most ``n``
+        bytes at ``offset + at``, fewer at the end of the range or the file, none outside."""
+
+        def read(at: int, n: int) -> bytes:
+            if at < 0 or at >= length:
+                return b""
+            return self.read_upto(offset + at, min(n, length - at))
+
+        return read
 
     def cursor(self, offset: int, window: int = _WINDOW) -> Cursor:
         return Cursor(self, offset, window)

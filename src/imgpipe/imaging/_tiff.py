@@ -7,6 +7,7 @@ import struct
 from dataclasses import dataclass, field
 
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge
+from imgpipe.imaging._exif import valid_orientation
 from imgpipe.imaging._header import Header, checked_info
 from imgpipe.imaging._source import Source, Truncated
 from imgpipe.imaging.types import ImageFormat, Limits
@@ -19,8 +20,11 @@ _TYPES = {1: ("B", 1), 2: ("B", 1), 3: ("H", 2), 4: ("I", 4), 5: ("Q", 8), 6: ("
           16: ("Q", 8), 17: ("q", 8), 18: ("Q", 8)}  # fmt: skip
 _WIDTH, _LENGTH, _BITS, _PHOTOMETRIC, _SAMPLES, _PLANAR = 256, 257, 258, 262, 277, 284
 _ROWS_PER_STRIP, _STRIP_OFFSETS, _STRIP_COUNTS = 278, 273, 279
+_ORIENTATION = 274
 _TILE_W, _TILE_H, _TILE_OFFSETS, _TILE_COUNTS = 322, 323, 324, 325
-_SCALARS = frozenset({_WIDTH, _LENGTH, _PHOTOMETRIC, _SAMPLES, _PLANAR, _ROWS_PER_STRIP, _TILE_W, _TILE_H})
+_SCALARS = frozenset(
+    {_WIDTH, _LENGTH, _PHOTOMETRIC, _SAMPLES, _PLANAR, _ROWS_PER_STRIP, _TILE_W, _TILE_H, _ORIENTATION}
+)
 _ARRAYS = frozenset({_BITS, _STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS})
 _MAX_ENTRIES = 4096
 _MAX_ARRAY = 1_000_000  # strips or tiles: a 25 MB file cannot hold more that are non-empty
@@ -62,7 +66,9 @@ def probe_tiff(src: Source, limits: Limits) -> Header:
         raise CorruptImage("The TIFF directory is truncated.")
     bits = _array(src, order, ifd, _BITS)[:samples] or [1]
     libvips = ifd.scalars.get(_PHOTOMETRIC, 1) not in _LAB and set(bits) <= _VIPS_BITS
-    return Header(info, libvips_tiff=libvips)
+    # libtiff ignores an Orientation outside 1-8 (and so does libvips, and Pillow's exif_transpose).
+    orientation = valid_orientation(ifd.scalars.get(_ORIENTATION, 1))
+    return Header(info, orientation=orientation, libvips_tiff=libvips)
 
 
 def _read_ifd(src: Source, order: str, big: bool, offset: int) -> _Ifd:
@@ -84,7 +90,8 @@ def _read_ifd(src: Source, order: str, big: bool, offset: int) -> _Ifd:
             tag, kind, n = struct.unpack_from(order + "HHI", entry)
         inline_at = offset + count_size + i * entry_size + (12 if big else 8)
         # The first of duplicated tags wins, as in libtiff.
-        if tag in _SCALARS and kind in (3, 4, 16) and n >= 1:
+        # A LONG8 fits inline in BigTIFF only; in classic TIFF it is malformed and ignored.
+        if tag in _SCALARS and kind in ((3, 4, 16) if big else (3, 4)) and n >= 1:
             value = struct.unpack_from(order + _TYPES[kind][0], entry, 12 if big else 8)[0]
             ifd.scalars.setdefault(tag, value)
         elif tag in _ARRAYS and kind in (3, 4, 16) and n >= 1:

@@ -39,7 +39,8 @@ def configure_vips(threads: int) -> None:
 def thumbnail(data: bytes, fmt: ImageFormat, spec: VariantSpec, limits: Limits, orientation: int) -> pyvips.Image:
     """Decode with shrink-on-load, fit inside the spec, upright, in 8-bit sRGB.
 
-    ``orientation`` overrides what the loader reads when it is not 1 (PNG text chunks and XMP).
+    ``orientation`` is the probe's, never the loader's: the thumbnail then always turns
+    the way the probe reported the original's displayed size.
     """
     nickname, _ = LOADERS[fmt]
     load = getattr(pyvips.Image, f"{nickname}_source")  # explicit: libvips never sniffs for us
@@ -48,8 +49,6 @@ def thumbnail(data: bytes, fmt: ImageFormat, spec: VariantSpec, limits: Limits, 
     width, height = header.width, header.height
     if width * height > limits.max_pixels:
         raise ImageTooLarge(f"The image is {width} x {height} pixels; the limit is {limits.max_pixels:,}.")
-    if orientation == 1 and header.get_typeof("orientation"):
-        orientation = int(header.get("orientation"))
     orientation = orientation if 1 <= orientation <= 8 else 1
     box_w, box_h = (spec.height, spec.width) if orientation >= 5 else (spec.width, spec.height)
     image = load(source, fail_on=_FAIL_ON, access="sequential", **_shrink_on_load(fmt, width, height, box_w, box_h))

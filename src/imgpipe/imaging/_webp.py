@@ -1,8 +1,13 @@
-"""WebP header probe: the RIFF container and the first VP8, VP8L or VP8X chunk (and its first frame)."""
+"""WebP header probe: the RIFF container and the first VP8, VP8L or VP8X chunk (and its first frame).
+
+A VP8X file that flags EXIF has its orientation read from the EXIF chunk, which usually
+follows the image data: the walk there reads chunk headers only, and gives up quietly.
+"""
 
 from __future__ import annotations
 
 from imgpipe.domain.errors import CorruptImage
+from imgpipe.imaging._exif import orientation_in
 from imgpipe.imaging._header import Header, checked_info
 from imgpipe.imaging._source import Source
 from imgpipe.imaging.types import ImageFormat, ImageInfo, Limits
@@ -10,6 +15,8 @@ from imgpipe.imaging.types import ImageFormat, ImageInfo, Limits
 __all__ = ["probe_webp"]
 
 _MAX_CHUNKS = 1000  # chunks scanned after VP8X to find the first image: ICCP, ANIM, EXIF, XMP come first
+_MAX_EXIF_WALK = 100_000  # chunks skipped looking for EXIF: it comes after every frame of an animation
+_EXIF_FLAG = 0x08  # VP8X flags: libwebp (and so libvips) only looks for EXIF when this is set
 
 
 def probe_webp(src: Source, limits: Limits) -> Header:
@@ -25,8 +32,10 @@ def probe_webp(src: Source, limits: Limits) -> Header:
         if size < 10 or width * height >= 2**32:
             raise CorruptImage("The WebP VP8X chunk is invalid.")
         info = checked_info(ImageFormat.WEBP, width, height, limits)
-        _check_first_frame(src, at + size + (size & 1), riff_end, info, animated=bool(body[0] & 0x02))
-        return Header(info)
+        first = at + size + (size & 1)
+        _check_first_frame(src, first, riff_end, info, animated=bool(body[0] & 0x02))
+        orientation = _exif_orientation(src, first, riff_end) if body[0] & _EXIF_FLAG else 1
+        return Header(info, orientation=orientation)
     width, height = _bitstream_size(src, kind, at, size)
     return Header(checked_info(ImageFormat.WEBP, width, height, limits))
 
@@ -76,3 +85,18 @@ def _check_first_frame(src: Source, pos: int, riff_end: int, info: ImageInfo, *,
             return
         pos = at + size + (size & 1)
     raise CorruptImage("The WebP VP8X container holds no image.")
+
+
+def _exif_orientation(src: Source, pos: int, riff_end: int) -> int:
+    """Orientation from the first EXIF chunk at or after ``pos``; 1 when there is none or the walk goes wrong."""
+    for _ in range(_MAX_EXIF_WALK):
+        head = src.read_upto(pos, 8) if pos + 8 <= riff_end else b""
+        if len(head) < 8:
+            return 1
+        size = int.from_bytes(head[4:8], "little")
+        if pos + 8 + size > riff_end:
+            return 1
+        if head[:4] == b"EXIF":
+            return orientation_in(src.reader(pos + 8, size))
+        pos += 8 + size + (size & 1)
+    return 1

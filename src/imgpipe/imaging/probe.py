@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import IO
 
 from imgpipe.imaging._bmp import probe_bmp
 from imgpipe.imaging._gif import probe_gif
-from imgpipe.imaging._header import Header
+from imgpipe.imaging._header import Header, upright
 from imgpipe.imaging._isobmff import probe_isobmff
 from imgpipe.imaging._jpeg import probe_jpeg
 from imgpipe.imaging._png import probe_png
@@ -36,13 +36,16 @@ _PROBES: dict[ImageFormat, Callable[[Source, Limits], Header]] = {
 }
 
 
-def probe(f: BinaryIO, limits: Limits) -> ImageInfo:
+def probe(f: IO[bytes], limits: Limits) -> ImageInfo:
     """Format and size from the header of a seekable file (its content starts at offset 0).
 
-    The size is the stored one (before EXIF or TIFF orientation), except for HEIF and
-    AVIF, whose clean aperture and rotation are part of the container and are applied.
-    Raises EmptyUpload, UnsupportedImage, CorruptImage or ImageTooLarge. The file's
-    position is restored afterwards.
+    The size is the displayed (upright) one, as a viewer shows the image and as the
+    kernel renders it: EXIF orientations 5-8 (JPEG APP1, WebP EXIF chunk, TIFF tag 274,
+    PNG eXIf, raw profile or XMP) swap width and height, and HEIF/AVIF clean aperture
+    and rotation are applied. An orientation of 0, 9 or more, or unreadable EXIF, means
+    "as stored". The pixel limit applies to the stored (coded) size, which is what a
+    decoder allocates. Raises EmptyUpload, UnsupportedImage, CorruptImage or
+    ImageTooLarge, nothing else. The file's position is restored afterwards.
     """
     return inspect(f, limits).info
 
@@ -51,12 +54,12 @@ def probe_bytes(data: bytes, limits: Limits) -> ImageInfo:
     return probe(io.BytesIO(data), limits)
 
 
-def inspect(f: BinaryIO, limits: Limits) -> Header:
-    """``probe`` plus what the kernel needs to route and orient the image."""
+def inspect(f: IO[bytes], limits: Limits) -> Header:
+    """``probe`` plus what the kernel needs to route and orient the image (``Header.info`` is upright)."""
     position = f.tell()
     try:
         f.seek(0)
         fmt = sniff(f.read(HEAD_SIZE))
-        return _PROBES[fmt](Source(f), limits)
+        return upright(_PROBES[fmt](Source(f), limits))
     finally:
         f.seek(position)

@@ -47,7 +47,11 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class ImageInfo:
-    """What a header says, without decoding pixels."""
+    """What a header says, without decoding pixels.
+
+    ``width`` and ``height`` are the displayed (upright) size: EXIF orientation and
+    HEIF/AVIF clean aperture and rotation applied, as the variants are rendered.
+    """
 
     format: ImageFormat
     width: int

@@ -9,6 +9,7 @@ from PIL import Image
 
 from imgpipe.domain.errors import CorruptImage, EmptyUpload, ImageTooLarge, UnsupportedImage
 from imgpipe.imaging.kernel import render
+from imgpipe.imaging.probe import probe_bytes
 from imgpipe.imaging.types import Limits, Rendered, VariantSpec
 
 from .corpus import TRANSFORMS, Row, compare, metadata_in, reference, rows
@@ -77,6 +78,10 @@ def _assert_upright_and_faithful(row: Row, rendered: Rendered) -> None:
     scale = min(SPEC.width / width, SPEC.height / height, 1.0)
     assert abs(rendered.width - width * scale) <= 1
     assert abs(rendered.height - height * scale) <= 1
+    # The size the API reports for the original is the one the thumbnail shows.
+    info = probe_bytes(row.read(), LIMITS)
+    shown = min(SPEC.width / info.width, SPEC.height / info.height, 1.0)
+    assert abs(rendered.width - info.width * shown) <= 1 and abs(rendered.height - info.height * shown) <= 1
 
     # Transparency survives as WebP alpha; opaque images become JPEG.
     lowest_alpha, _ = upright.getchannel("A").getextrema()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
-from typing import BinaryIO
+from typing import IO
 
 import pytest
 from PIL import Image
@@ -27,18 +29,21 @@ def _sized_rows() -> list[Row]:
 
 
 def _manifest_size_as_probed(row: Row) -> tuple[int, int]:
-    """The manifest's size comes from whichever library parsed each file; ours is stored size,
-    except HEIF/AVIF, which report the displayed size after clap and irot (as libheif does)."""
+    """The displayed size, from the manifest's size and ``expected`` column.
+
+    The manifest's size comes from whichever library parsed each file: Pillow's stored size
+    for JPEG, MPO, PNG, WebP, GIF and BMP (it does not apply EXIF orientation on open),
+    Pillow's displayed size for TIFF (its libtiff path applies the Orientation tag),
+    libheif's displayed size for HEIF, and libavif's coded size for AVIF.
+    """
     assert row.width is not None and row.height is not None
     size = (row.width, row.height)
-    if row.base_format == "AVIF":  # the manifest has libavif's coded size
+    if row.base_format in ("TIFF", "HEIF"):
+        return size
+    if row.base_format == "AVIF":
         shown = displayed_size_in_note(row) if row.expected == "ok-crop" else None
         return shown or (size[::-1] if row.expected in _SWAPS else size)
-    if row.base_format == "TIFF":
-        with Image.open(row.file) as tiff:
-            if tiff.getexif().get(0x0112, 1) >= 5:
-                return size[::-1]  # Pillow reports TIFF sizes with the Orientation tag applied
-    return size
+    return size[::-1] if row.expected in _SWAPS else size
 
 
 @pytest.mark.parametrize("row", _sized_rows(), ids=lambda r: r.path)
@@ -75,17 +80,44 @@ def _png(width: int, height: int, *chunks: tuple[bytes, bytes]) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def _jpeg(width: int, height: int) -> bytes:
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", 2 + len(body)) + body
+
+
+def _jpeg(width: int, height: int, *, before: tuple[bytes, ...] = (), after: tuple[bytes, ...] = ()) -> bytes:
+    """SOI, the ``before`` segments, SOF0, the ``after`` segments, SOS, EOI."""
     sof = struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
-    return b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", 2 + len(sof)) + sof + b"\xff\xd9"
+    sos = _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00") + b"\x00" * 8
+    return b"\xff\xd8" + b"".join(before) + _segment(0xC0, sof) + b"".join(after) + sos + b"\xff\xd9"
 
 
-def _webp(width: int, height: int) -> bytes:
-    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00"
+def _exif(orientation: int, *, order: str = "<", kind: int = 3, prefix: bytes = b"Exif\x00\x00") -> bytes:
+    """A TIFF-structured EXIF block whose IFD0 holds Make, Orientation and XResolution."""
+    magic = b"II*\x00" if order == "<" else b"MM\x00*"
+    value = struct.pack(order + "H", orientation) + b"\x00\x00" if kind == 3 else struct.pack(order + "I", orientation)
+    entries = [
+        struct.pack(order + "HHI", 0x010F, 2, 4) + b"ACME",
+        struct.pack(order + "HHI", 0x0112, kind, 1) + value,
+        struct.pack(order + "HHII", 0x011A, 5, 1, 8 + 2 + 3 * 12 + 4),
+    ]
+    ifd = struct.pack(order + "H", len(entries)) + b"".join(entries) + b"\x00" * 4
+    return prefix + magic + struct.pack(order + "I", 8) + ifd + struct.pack(order + "II", 72, 1)
+
+
+def _webp(width: int, height: int, *, exif: bytes | None = None, exif_flag: bool = True, frames: int = 0) -> bytes:
+    """A VP8X WebP: a VP8L still (or ``frames`` animation frames), then the EXIF chunk if given."""
+    flags = (0x08 if exif is not None and exif_flag else 0) | (0x02 if frames else 0)
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes((flags, 0, 0, 0))
     vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-    if width <= 16_384 and height <= 16_384:  # VP8L cannot say more; the canvas can
+    if frames:
+        vp8x += b"ANIM" + struct.pack("<I", 6) + b"\x00" * 6
+        anmf = b"\x00" * 6 + (0).to_bytes(3, "little") + (0).to_bytes(3, "little") + b"\x00" * 4
+        vp8x += (b"ANMF" + struct.pack("<I", len(anmf)) + anmf) * frames
+    elif width <= 16_384 and height <= 16_384:  # VP8L cannot say more; the canvas can
         bits = (width - 1) | (height - 1) << 14
         vp8x += b"VP8L" + struct.pack("<I", 6) + b"\x2f" + struct.pack("<I", bits) + b"\x00"
+    if exif is not None:
+        vp8x += b"EXIF" + struct.pack("<I", len(exif)) + exif + b"\x00" * (len(exif) & 1)
     return b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
 
 
@@ -103,8 +135,8 @@ def _bmp(width: int, height: int, *, pixels: bool = True) -> bytes:
     return b"BM" + struct.pack("<IHHI", 54 + size, 0, 0, 54) + info + b"\x00" * size
 
 
-def _tiff(width: int, height: int) -> bytes:
-    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (277, 3, 1, 1)]
+def _tiff(width: int, height: int, *extra: tuple[int, int, int, int]) -> bytes:
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (277, 3, 1, 1), *extra]
     ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + b"\x00" * 4
     return b"II*\x00" + struct.pack("<I", 8) + ifd
 
@@ -247,6 +279,157 @@ def test_the_probe_routes_an_av1_payload_in_a_heic_branded_file_by_its_codec() -
     assert header.codec == "hvc1"  # despite its name, this pillow_heif fixture is HEVC
 
 
+# --- orientation: the displayed size ---------------------------------------------------
+
+
+def test_a_jpeg_with_exif_orientation_6_probes_to_its_displayed_landscape_size() -> None:
+    path = CORPUS / "exif-orientation/jpeg-recurser/Landscape_6.jpg"
+    with Image.open(path) as stored:
+        assert stored.size == (1200, 1800)
+    with path.open("rb") as f:
+        assert probe(f, LIMITS) == ImageInfo(ImageFormat.JPEG, 1800, 1200)
+    assert inspect(io.BytesIO(path.read_bytes()), LIMITS).orientation == 6
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["exif-orientation/jpeg-recurser/Landscape_0.jpg", "exif-orientation/jpeg-generated/orientation_9_invalid.jpg",
+     "hostile/metadata/invalid-exif.jpg", "hostile/metadata/exif-ifd-offset.jpg"],
+)  # fmt: skip
+def test_orientation_0_9_or_a_broken_exif_block_keeps_the_stored_size(path: str) -> None:
+    data = (CORPUS / path).read_bytes()
+    with Image.open(io.BytesIO(data)) as stored:
+        size = stored.size
+    header = inspect(io.BytesIO(data), LIMITS)
+    assert header.orientation == 1
+    assert (header.info.width, header.info.height) == size
+
+
+ORIENTED = {
+    "jpeg": lambda o: _jpeg(300, 200, before=(_segment(0xE1, _exif(o)),)),
+    "jpeg-big-endian": lambda o: _jpeg(300, 200, before=(_segment(0xE1, _exif(o, order=">")),)),
+    "jpeg-exif-after-xmp": lambda o: _jpeg(
+        300, 200, before=(_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x/>"), _segment(0xE1, _exif(o)))
+    ),
+    "jpeg-exif-after-sof": lambda o: _jpeg(300, 200, after=(_segment(0xE1, _exif(o)),)),
+    "webp": lambda o: _webp(300, 200, exif=_exif(o)),
+    "webp-without-exif-prefix": lambda o: _webp(300, 200, exif=_exif(o, prefix=b"")),
+    "webp-animated": lambda o: _webp(300, 200, exif=_exif(o), frames=1000),
+    "tiff": lambda o: _tiff(300, 200, (274, 3, 1, o)),
+    "tiff-long": lambda o: _tiff(300, 200, (274, 4, 1, o)),
+    "png-exif": lambda o: _png(300, 200, (b"eXIf", _exif(o, prefix=b""))),
+}
+
+
+@pytest.mark.parametrize("make", ORIENTED.values(), ids=ORIENTED.keys())
+@pytest.mark.parametrize("orientation", range(10))
+def test_orientations_5_to_8_swap_width_and_height(make: object, orientation: int) -> None:
+    assert callable(make)
+    header = inspect(io.BytesIO(make(orientation)), LIMITS)
+    turned = 5 <= orientation <= 8
+    assert header.orientation == (orientation if 1 <= orientation <= 8 else 1)
+    assert (header.info.width, header.info.height) == ((200, 300) if turned else (300, 200))
+
+
+def test_webp_and_tiff_orientations_6_and_8_from_the_corpus_swap() -> None:
+    for path, stored in [
+        ("exif-orientation/pillow-hopper/hopper_orientation_6.webp", (128, 128)),
+        ("exif-orientation/tiff/g4_orientation_6.tif", (88, 590)),
+        ("exif-orientation/tiff/g4_orientation_8.tif", (88, 590)),
+    ]:
+        header = inspect(io.BytesIO((CORPUS / path).read_bytes()), LIMITS)
+        assert header.orientation in (6, 8)
+        assert (header.info.width, header.info.height) == stored[::-1]
+
+
+def test_only_the_first_exif_segment_of_a_jpeg_counts() -> None:
+    data = _jpeg(300, 200, before=(_segment(0xE1, _exif(1)), _segment(0xE1, _exif(6))))
+    assert probe_bytes(data, LIMITS) == ImageInfo(ImageFormat.JPEG, 300, 200)
+
+
+def test_an_exif_orientation_that_is_not_a_short_is_ignored_as_browsers_do() -> None:
+    data = _jpeg(300, 200, before=(_segment(0xE1, _exif(6, kind=4)),))
+    assert probe_bytes(data, LIMITS) == ImageInfo(ImageFormat.JPEG, 300, 200)
+
+
+def test_a_webp_exif_chunk_not_flagged_in_vp8x_is_ignored_as_libwebp_does() -> None:
+    assert probe_bytes(_webp(300, 200, exif=_exif(6), exif_flag=False), LIMITS).width == 300
+
+
+def test_the_pixel_limit_applies_to_the_stored_size_of_a_turned_image() -> None:
+    data = _tiff(300, 200, (274, 3, 1, 6))
+    assert probe_bytes(data, Limits(max_pixels=60_000)) == ImageInfo(ImageFormat.TIFF, 200, 300)
+    with pytest.raises(ImageTooLarge):
+        probe_bytes(data, Limits(max_pixels=59_999))
+
+
+def test_a_tiff_whose_orientation_is_out_of_range_keeps_its_stored_size() -> None:
+    for value in (0, 9, 65_535):
+        assert probe_bytes(_tiff(300, 200, (274, 3, 1, value)), LIMITS).width == 300
+
+
+def test_a_classic_tiff_with_a_long8_orientation_or_size_is_not_a_crash() -> None:
+    assert probe_bytes(_tiff(300, 200, (274, 16, 1, 6)), LIMITS).width == 300
+    entries = [(256, 16, 1, 300), (257, 4, 1, 200)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + b"\x00" * 4
+    with pytest.raises(CorruptImage):  # no usable width
+        probe_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd, LIMITS)
+
+
+def _exif_span(data: bytes) -> tuple[int, int]:
+    """Where the EXIF block (after any Exif\\0\\0 prefix) lies in a generated file."""
+    start = max(data.find(b"II*\x00", 4), data.find(b"MM\x00*", 4))
+    return start, start + len(_exif(1, prefix=b""))
+
+
+@pytest.mark.parametrize("name", ["jpeg", "jpeg-big-endian", "jpeg-exif-after-sof", "webp", "png-exif"])
+def test_damaged_exif_never_changes_the_outcome_beyond_the_orientation(name: str) -> None:
+    """Random bytes over the EXIF block alone: the probe still succeeds, upright or as stored."""
+    original = ORIENTED[name](6)
+    start, end = _exif_span(original)
+    rng = random.Random(name)
+    for _ in range(400):
+        data = bytearray(original)
+        for _flip in range(rng.randint(1, 6)):
+            at = rng.randrange(start, end)
+            data[at] = rng.choice((0, 0xFF, rng.randrange(256)))
+        if rng.random() < 0.3:  # an absurd IFD offset or entry count
+            at = rng.randrange(start + 4, end - 4)
+            data[at : at + 4] = rng.choice((b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x00\x00\xff\xff"))
+        info = probe_bytes(bytes(data), LIMITS)
+        assert (info.width, info.height) in ((300, 200), (200, 300))
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["exif-orientation/jpeg-recurser/Landscape_6.jpg", "exif-orientation/pillow-hopper/hopper_orientation_6.webp",
+     "exif-orientation/tiff/g4_orientation_6.tif", "exif-orientation/png/exif_imagemagick_orientation.png",
+     "hostile/metadata/invalid-exif.jpg"],
+)  # fmt: skip
+def test_damaged_headers_around_exif_end_in_a_domain_error_at_worst(path: str) -> None:
+    original = (CORPUS / path).read_bytes()
+    rng = random.Random(path)
+    head = min(len(original), 4096)
+    for _ in range(300):
+        data = bytearray(original)
+        for _flip in range(rng.randint(1, 8)):
+            data[rng.randrange(head)] = rng.randrange(256)
+        cut = len(data) if rng.random() < 0.7 else rng.randrange(len(data))
+        try:
+            probe_bytes(bytes(data[:cut]), LIMITS)
+        except (EmptyUpload, UnsupportedImage, CorruptImage, ImageTooLarge):
+            pass
+
+
+def test_probe_takes_the_spooled_file_the_api_hands_it() -> None:
+    with tempfile.SpooledTemporaryFile(max_size=1024) as f:
+        f.write(_jpeg(300, 200, before=(_segment(0xE1, _exif(8)),)))
+        f.write(b"\x00" * 2048)  # rolled over to a real file
+        f.seek(7)
+        assert probe(f, LIMITS) == ImageInfo(ImageFormat.JPEG, 200, 300)
+        assert f.tell() == 7
+
+
 class _Counting(io.BytesIO):
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
@@ -261,7 +444,8 @@ class _Counting(io.BytesIO):
 @pytest.mark.parametrize(
     "path",
     ["formats/jpeg/xmp_test_adobergb.jpg", "hostile/metadata/icc_profile_big.jpg", "formats/webp/iss634_animated.webp",
-     "formats/avif/linku_fox.profile0.10bpc.yuv420.avif", "formats/tiff/hopper.tif"],
+     "formats/avif/linku_fox.profile0.10bpc.yuv420.avif", "formats/tiff/hopper.tif",
+     "exif-orientation/jpeg-recurser/Landscape_6.jpg"],
 )  # fmt: skip
 def test_probe_reads_only_the_header_of_a_large_file(path: str) -> None:
     data = (CORPUS / path).read_bytes()
@@ -271,7 +455,7 @@ def test_probe_reads_only_the_header_of_a_large_file(path: str) -> None:
 
 
 def test_probe_restores_the_file_position() -> None:
-    f: BinaryIO = io.BytesIO(_png(10, 10))
+    f: IO[bytes] = io.BytesIO(_png(10, 10))
     f.seek(5)
     probe(f, LIMITS)
     assert f.tell() == 5
