@@ -14,7 +14,7 @@ from typing import IO
 import httpx
 import psutil
 
-__all__ = ["ImgpipeProcess", "run_command", "wait_for_http"]
+__all__ = ["ImgpipeProcess", "run_command", "wait_for_http", "wait_for_output"]
 
 _IMGPIPE = [sys.executable, "-m", "imgpipe.cli"]
 
@@ -37,7 +37,8 @@ class ImgpipeProcess:
     command: str
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile())
+    # Appended to by the child; read through a separate handle so the shared offset never moves.
+    log: IO[bytes] = field(default_factory=lambda: tempfile.NamedTemporaryFile("ab"))
 
     def start(self) -> ImgpipeProcess:
         self.process = subprocess.Popen(
@@ -55,8 +56,11 @@ class ImgpipeProcess:
         return self.process is not None and self.process.poll() is None
 
     def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")
+        try:
+            with open(self.log.name, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:  # closed (and so deleted) already
+            return ""
 
     def kernel_pids(self) -> list[int]:
         """The kernel child processes of this process."""
@@ -72,6 +76,10 @@ class ImgpipeProcess:
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         return pids
+
+    def thaw_kernels(self) -> None:
+        for pid in self.kernel_pids():
+            os.kill(pid, signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: no goodbye, as a crash or the OOM killer would."""
@@ -112,3 +120,14 @@ def wait_for_http(url: str, process: ImgpipeProcess, timeout: float = 30) -> Non
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout} s:\n{process.output()}")
+
+
+def wait_for_output(process: ImgpipeProcess, text: str, timeout: float = 30) -> None:
+    """Wait until the process has logged ``text`` (a worker logs "worker consuming" once it takes jobs)."""
+    deadline = time.monotonic() + timeout
+    while text not in process.output():
+        if not process.alive:
+            raise AssertionError(f"imgpipe {process.command} exited early:\n{process.output()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"imgpipe {process.command} did not log {text!r} in {timeout} s:\n{process.output()}")
+        time.sleep(0.05)

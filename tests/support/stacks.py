@@ -7,7 +7,7 @@ from pathlib import Path
 
 import boto3
 
-from support.processes import ImgpipeProcess, run_command, wait_for_http
+from support.processes import ImgpipeProcess, run_command, wait_for_http, wait_for_output
 from support.services import S3Server, free_port
 
 __all__ = ["AnyStack", "EmbeddedStack", "ServerStack", "TEST_SETTINGS"]
@@ -84,20 +84,28 @@ class EmbeddedStack(Stack):
 class ServerStack(Stack):
     s3: S3Server | None = None
     workers: int = 1
+    # Per-process overrides, e.g. to route one worker's database link through a fault proxy.
+    api_env: dict[str, str] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> ServerStack:
         migrated = run_command(["migrate"], self._env())
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        api = ImgpipeProcess("api", self._env()).start()
-        self.processes.append(api)
+        self.start_api()
         for _ in range(self.workers):
             self.start_worker()
-        wait_for_http(f"{self.url}/ready", api)
         return self
 
-    def start_worker(self) -> ImgpipeProcess:
-        worker = ImgpipeProcess("worker", self._env()).start()
+    def start_api(self, wait: str = "ready") -> ImgpipeProcess:
+        api = ImgpipeProcess("api", {**self._env(), **self.api_env}).start()
+        self.processes.append(api)
+        wait_for_http(f"{self.url}/{wait}", api)
+        return api
+
+    def start_worker(self, **env: str) -> ImgpipeProcess:
+        worker = ImgpipeProcess("worker", {**self._env(), **self.worker_env, **env}).start()
         self.processes.append(worker)
+        wait_for_output(worker, "worker consuming")
         return worker
 
     @property
