@@ -70,3 +70,13 @@ def server_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
     with make_stack("server", request, tmp_path / "data") as s:
         assert isinstance(s, ServerStack)
         yield s
+
+
+@pytest.fixture(scope="module")
+def module_server_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerStack]:
+    """One server stack for a whole module."""
+    with make_stack("server", request, tmp_path_factory.mktemp("data")) as s:
+        assert isinstance(s, ServerStack)
+        yield s

@@ -16,8 +16,7 @@ from PIL import Image, ImageCms, ImageStat
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge, ImgpipeError, UnsupportedImage
 from imgpipe.imaging.kernel import ROUTES, configure, library_versions, render
 from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
-
-from .corpus import CORPUS, metadata_in
+from support.corpus import CORPUS, metadata_in
 
 SPEC = VariantSpec()
 LIMITS = Limits()

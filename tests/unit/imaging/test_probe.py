@@ -17,8 +17,7 @@ from PIL import Image
 from imgpipe.domain.errors import CorruptImage, EmptyUpload, ImageTooLarge, UnsupportedImage
 from imgpipe.imaging.probe import inspect, probe, probe_bytes
 from imgpipe.imaging.types import ImageFormat, ImageInfo, Limits
-
-from .corpus import CORPUS, Row, displayed_size_in_note, rows
+from support.corpus import CORPUS, Row, displayed_size_in_note, rows
 
 LIMITS = Limits()
 _SWAPS = {"ok-rotate-90", "ok-rotate-270", "ok-transpose", "ok-transverse"}

@@ -7,8 +7,7 @@ import pytest
 from imgpipe.domain.errors import EmptyUpload, UnsupportedImage
 from imgpipe.imaging.sniff import sniff
 from imgpipe.imaging.types import ImageFormat
-
-from .corpus import CORPUS
+from support.corpus import CORPUS
 
 
 def _ftyp(major: bytes, *compatible: bytes) -> bytes:
