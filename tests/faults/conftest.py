@@ -16,7 +16,7 @@ import pytest
 from support.faultproxy import FaultProxy
 from support.faultstack import FaultyStack, Links, role_env
 from support.services import S3Server, drop_queues, require_postgres, require_rabbit, throwaway_database
-from support.stacks import ServerStack
+from support.stacks import ServerStack, make_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 _RECORDS: list[dict[str, str]] = []
@@ -113,3 +113,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def _order(scenario: str) -> tuple[int, str]:
     head = scenario.split(".", 1)[0]
     return (int(head), scenario) if head.isdigit() else (1000, scenario)
+
+
+@pytest.fixture(scope="module")
+def hostile_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerStack]:
+    """A server stack with a short upload idle timeout, shared by the hostile-input tests."""
+    with make_stack("server", request, tmp_path_factory.mktemp("data"), IMGPIPE_UPLOAD_IDLE_TIMEOUT_SECONDS="2") as s:
+        assert isinstance(s, ServerStack)
+        yield s

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+import pytest
 
 from support.processes import ImgpipeProcess, run_command, wait_for_http, wait_for_output
-from support.services import S3Server, free_port
+from support.services import S3Server, drop_queues, free_port, require_postgres, require_rabbit, throwaway_database
 
-__all__ = ["AnyStack", "EmbeddedStack", "ServerStack", "TEST_SETTINGS"]
+__all__ = ["TEST_SETTINGS", "AnyStack", "EmbeddedStack", "ServerStack", "make_stack"]
 
 # Short clocks so recovery happens within a test's patience; the logic is the same.
 TEST_SETTINGS = {
@@ -132,3 +136,35 @@ class ServerStack(Stack):
 
 
 AnyStack = EmbeddedStack | ServerStack
+
+
+@contextmanager
+def make_stack(kind: str, request: pytest.FixtureRequest, data_dir: Path, **env: str) -> Iterator[AnyStack]:
+    """Start an ``embedded`` or ``server`` stack with throwaway data; stop it and drop its data afterwards.
+    On a failure inside, print what its processes logged."""
+    with ExitStack() as cleanup:
+        stack: AnyStack
+        if kind == "embedded":
+            stack = EmbeddedStack(env=dict(env), data_dir=data_dir)
+        else:
+            s3: S3Server = request.getfixturevalue("s3_server")
+            db = cleanup.enter_context(throwaway_database(require_postgres()))
+            queue = f"imgpipe.test.{uuid.uuid4().hex[:10]}"
+            amqp = require_rabbit()
+            cleanup.callback(drop_queues, amqp, queue)
+            stack = ServerStack(
+                env={
+                    "IMGPIPE_DATABASE_URL": db,
+                    "IMGPIPE_BROKER_URL": amqp,
+                    "IMGPIPE_QUEUE_NAME": queue,
+                    **s3.env(f"t{uuid.uuid4().hex[:12]}"),
+                    **env,
+                },
+                s3=s3,
+            )
+        cleanup.callback(stack.stop)
+        try:
+            yield stack.start()
+        except BaseException:
+            print(stack.output())
+            raise

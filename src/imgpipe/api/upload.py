@@ -63,6 +63,7 @@ class _Collector:
         self.hash = hashlib.sha256()
         self.size = 0
         self.found = False
+        self.complete = False  # the closing boundary arrived
         self.filename: str | None = None
         self.done_with_file = False
         self.sniffed = False
@@ -80,6 +81,7 @@ class _Collector:
             "on_headers_finished": self._headers_done,
             "on_part_data": self._data,
             "on_part_end": self._end,
+            "on_end": self._finished,
         }
 
     def _add(self, name: str, chunk: bytes) -> None:
@@ -117,6 +119,9 @@ class _Collector:
         self.sniffed = True
         if self.head:
             sniff(self.head)  # raises UnsupportedImage: refuse before the rest arrives
+
+    def _finished(self) -> None:
+        self.complete = True
 
     def _end(self) -> None:
         if self.part.is_file:
@@ -172,6 +177,9 @@ async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: floa
     except BaseException:
         collector.spool.close()
         raise
+    if not collector.complete:
+        collector.spool.close()
+        raise BadUpload("The multipart body ended before its closing boundary: the upload is incomplete.")
     if not collector.found:
         collector.spool.close()
         raise BadUpload("The multipart body has no field named 'file'.")
