@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench bench-quick clean
+.PHONY: run test lint soak bench bench-quick clean
 
 ## run: install imgpipe into .venv and start it embedded (SQLite, ./data, in-process queue)
 run: $(VENV)/.installed
@@ -18,6 +18,10 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
+
+## soak: the full fault soak, 1,000 uploads while workers are killed at random (CI runs 200)
+soak: $(VENV)/.installed-dev
+	IMGPIPE_SOAK_JOBS=1000 $(BIN)/pytest tests/faults/test_soak.py
 
 ## bench: the benchmark harness; regenerates docs/benchmarks.md
 bench: $(VENV)/.installed-bench

@@ -110,9 +110,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         (ROOT / "docs" / "reliability.md").write_text(text)
 
 
-def _order(scenario: str) -> tuple[int, str]:
+def _order(scenario: str) -> tuple[str, int, str]:
+    """"3. ..." before "12. ...", faults before hostile input ("H2. ...")."""
     head = scenario.split(".", 1)[0]
-    return (int(head), scenario) if head.isdigit() else (1000, scenario)
+    letters = head.rstrip("0123456789")
+    number = head[len(letters) :]
+    return (letters, int(number) if number.isdigit() else 10_000, scenario)
 
 
 @pytest.fixture(scope="module")

@@ -106,10 +106,11 @@ class ServerStack(Stack):
         wait_for_http(f"{self.url}/{wait}", api)
         return api
 
-    def start_worker(self, **env: str) -> ImgpipeProcess:
+    def start_worker(self, *, wait: bool = True, **env: str) -> ImgpipeProcess:
         worker = ImgpipeProcess("worker", {**self._env(), **self.worker_env, **env}).start()
         self.processes.append(worker)
-        wait_for_output(worker, "worker consuming")
+        if wait:
+            wait_for_output(worker, "worker consuming")
         return worker
 
     @property
