@@ -13,7 +13,7 @@ from support.imgpipe_process import ImgpipeProcess, attach_output_on_failure, ru
 from support.services import unavailable
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Route
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,20 +53,18 @@ def browser() -> Iterator[Browser]:
 def open_page(browser: Browser, imgpipe_server: ImgpipeProcess) -> Iterator[OpenPage]:
     """Open the upload page in a fresh browser context.
 
-    The test fails on any uncaught script error or Content-Security-Policy violation. With
-    ``csp``, the page is served with that policy, as a deployment may add it.
+    The test fails on any uncaught script error or Content-Security-Policy violation (the
+    page is served with a strict policy).
     """
     contexts: list[Any] = []
     problems: list[str] = []
 
-    def open_(viewport: dict[str, int] | None = None, csp: str | None = None) -> Page:
+    def open_(viewport: dict[str, int] | None = None) -> Page:
         context = browser.new_context(
             base_url=imgpipe_server.url, accept_downloads=True, viewport=viewport or {"width": 1280, "height": 900}
         )
         context.set_default_timeout(15_000)
         contexts.append(context)
-        if csp:
-            context.route(f"{imgpipe_server.url}/", lambda route: _with_policy(route, csp))
         page = context.new_page()
         page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
         page.on("console", lambda msg: "Content Security Policy" in msg.text and problems.append(msg.text))
@@ -77,11 +75,6 @@ def open_page(browser: Browser, imgpipe_server: ImgpipeProcess) -> Iterator[Open
     for context in contexts:
         context.close()
     assert not problems, f"the page misbehaved: {problems}"
-
-
-def _with_policy(route: Route, policy: str) -> None:
-    response = route.fetch()
-    route.fulfill(response=response, headers={**response.headers, "content-security-policy": policy})
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ def _tree_rss(pid: int) -> int:
         return 0
 
 
+@pytest.mark.timeout(1800)  # the full soak (make soak) takes minutes; CI's takes about half a minute
 def test_a_soak_with_random_worker_kills_loses_nothing(
     request: pytest.FixtureRequest, tmp_path: Path, record: dict[str, Any]
 ) -> None:

@@ -23,6 +23,15 @@ from imgpipe.imaging.types import ImageFormat
 __all__ = ["create_app"]
 
 _READY_TIMEOUT = 3.0
+# The page loads only its own scripts and styles; thumbnails come from this origin (or blob: previews).
+_PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -88,7 +97,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(str(static / "index.html"), headers={"Cache-Control": "no-cache"})
+        return FileResponse(str(static / "index.html"), headers=_PAGE_HEADERS)
 
     return app
 

@@ -187,6 +187,9 @@ class SqlJobRepository:
             )
             .order_by(jobs.c.created_at)
             .limit(limit)
+            # Several workers sweep at once: each due job goes to one of them (PostgreSQL;
+            # SQLite has a single writer anyway).
+            .with_for_update(skip_locked=True)
         )
         async with self._tx() as conn:
             ids = list((await conn.execute(query)).scalars())
