@@ -31,14 +31,16 @@ OpenPage = Callable[..., "Page"]
 Screenshot = Callable[["Page", str], Path]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def imgpipe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImgpipeProcess]:
     with running_imgpipe(tmp_path_factory.mktemp("browser") / "data") as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this
+    # thread while it lives, which the asyncio tests of other packages must not meet.
     if not CHROMIUM.exists():
         unavailable(f"Debian's chromium at {CHROMIUM} (install it with scripts/ensure-chromium)")
     from playwright.sync_api import sync_playwright
