@@ -89,3 +89,17 @@ async def test_a_presigned_url_if_offered_downloads_the_object(store: Any, bucke
         response = await client.get(url)
     assert response.status_code == 200
     assert response.content == b"\xff\xd8hello"
+
+
+async def test_a_put_that_fails_midway_leaves_nothing_under_the_key(store: Any, bucket: str) -> None:
+    class Breaks(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            if self.tell() > 1000:
+                raise OSError("the disk went away")
+            return super().read(1000 if size is None or size < 0 else min(size, 1000))
+
+    await store.put(bucket, "kept", b"old", "text/plain")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the backend makes of it
+        await store.put_file(bucket, "kept", Breaks(b"x" * 100_000), 100_000, "text/plain")
+    assert await store.get(bucket, "kept") == b"old"
+    assert await store.list(bucket) == ["kept"]  # no half object, no temporary file

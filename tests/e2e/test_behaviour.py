@@ -236,3 +236,21 @@ def test_behind_a_trusted_tls_proxy_urls_are_https_on_the_public_host(stack: Any
     ).json()
     assert proxied["links"]["self"] == f"https://images.example.com/api/v1/images/{job_id}"
     assert proxied["variants"][0]["url"].startswith("https://images.example.com/")
+
+
+def test_every_variant_url_opens_and_s3_adds_a_short_lived_presigned_public_url(stack: AnyStack) -> None:
+    data = PHOTO.read_bytes()
+    job = wait_final(stack, upload(stack, data).json()["id"])
+    for variant in job["variants"]:
+        through_api = httpx.get(variant["url"])
+        assert through_api.status_code == 200 and len(through_api.content) == variant["bytes"]
+        presigned = variant["presigned_url"]
+        if stack.env.get("IMGPIPE_STORAGE_URL") != "s3://":
+            assert presigned is None  # a local folder has no URLs of its own
+            continue
+        public = stack.env["IMGPIPE_S3_PUBLIC_ENDPOINT_URL"]
+        bucket = stack.env[f"IMGPIPE_BUCKET_{'ORIGINAL' if variant['type'] == 'original' else 'PROCESSED'}"]
+        assert presigned.startswith(f"{public}/{bucket}/")  # the public endpoint, path-style
+        assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in presigned and "X-Amz-Expires=900" in presigned
+        direct = httpx.get(presigned)
+        assert direct.status_code == 200 and direct.content == through_api.content

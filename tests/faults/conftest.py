@@ -52,7 +52,7 @@ def faulty(request: pytest.FixtureRequest) -> Iterator[FaultyStack]:
         api_links = _links(cleanup, db, amqp, s3.endpoint)
         worker_links = _links(cleanup, db, amqp, s3.endpoint)
         stack = ServerStack(
-            env=env, s3=s3, api_env=role_env(api_links, env), worker_env=role_env(worker_links, env)
+            env=env, api_env=role_env(api_links, env), worker_env=role_env(worker_links, env)
         )
         cleanup.callback(stack.stop)
         try:

@@ -118,12 +118,17 @@ class S3Server:
     access_key: str = "testing"
     secret_key: str = "testing"
 
+    @property
+    def public_endpoint(self) -> str:
+        return self.endpoint.replace("127.0.0.1", "localhost")
+
     def env(self, prefix: str) -> dict[str, str]:
         """The IMGPIPE_* variables that point imgpipe at this server, with buckets of its own."""
         return {
             "IMGPIPE_STORAGE_URL": "s3://",
             "IMGPIPE_S3_ENDPOINT_URL": self.endpoint,
-            "IMGPIPE_S3_PUBLIC_ENDPOINT_URL": self.endpoint,
+            # Another name for the same server: presigned URLs must be signed for this one.
+            "IMGPIPE_S3_PUBLIC_ENDPOINT_URL": self.public_endpoint,
             "IMGPIPE_S3_ACCESS_KEY": self.access_key,
             "IMGPIPE_S3_SECRET_KEY": self.secret_key,
             "IMGPIPE_S3_REGION": "us-east-1",

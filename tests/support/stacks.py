@@ -78,6 +78,8 @@ class EmbeddedStack(Stack):
 
     def keys(self, which: str) -> list[str]:
         """Object keys in the ``original`` or ``processed`` bucket."""
+        if self.env.get("IMGPIPE_STORAGE_URL") == "s3://":
+            return _s3_keys(self.env, which)
         bucket = self.data_dir / "objects" / f"images-{which}"
         if not bucket.is_dir():
             return []
@@ -86,7 +88,6 @@ class EmbeddedStack(Stack):
 
 @dataclass
 class ServerStack(Stack):
-    s3: S3Server | None = None
     workers: int = 1
     # Per-process overrides, e.g. to route one worker's database link through a fault proxy.
     api_env: dict[str, str] = field(default_factory=dict)
@@ -123,17 +124,7 @@ class ServerStack(Stack):
 
     def keys(self, which: str) -> list[str]:
         """Object keys in the ``original`` or ``processed`` bucket."""
-        assert self.s3 is not None
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.s3.endpoint,
-            aws_access_key_id=self.s3.access_key,
-            aws_secret_access_key=self.s3.secret_key,
-            region_name="us-east-1",
-        )
-        bucket = self.env[f"IMGPIPE_BUCKET_{which.upper()}"]
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+        return _s3_keys(self.env, which)
 
 
 AnyStack = EmbeddedStack | ServerStack
@@ -161,7 +152,6 @@ def make_stack(kind: str, request: pytest.FixtureRequest, data_dir: Path, **env:
                     **s3.env(f"t{uuid.uuid4().hex[:12]}"),
                     **env,
                 },
-                s3=s3,
             )
         cleanup.callback(stack.stop)
         try:
@@ -169,3 +159,15 @@ def make_stack(kind: str, request: pytest.FixtureRequest, data_dir: Path, **env:
         except BaseException:
             print(stack.output())
             raise
+
+
+def _s3_keys(env: dict[str, str], which: str) -> list[str]:
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["IMGPIPE_S3_ENDPOINT_URL"],
+        aws_access_key_id=env["IMGPIPE_S3_ACCESS_KEY"],
+        aws_secret_access_key=env["IMGPIPE_S3_SECRET_KEY"],
+        region_name=env.get("IMGPIPE_S3_REGION", "us-east-1"),
+    )
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=env[f"IMGPIPE_BUCKET_{which.upper()}"])
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))

@@ -1,0 +1,58 @@
+"""The Kernel contract, run against the child-process pool and the in-process twin alike."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from imgpipe.domain.errors import CorruptImage, ImageTooLarge, UnsupportedImage
+from imgpipe.imaging.types import Limits, VariantSpec
+from imgpipe.worker.kernel_pool import ProcessKernel, ThreadKernel
+from support.corpus import CORPUS
+
+LIMITS = Limits(max_pixels=1_000_000)
+
+
+@pytest.fixture(params=["process", "thread"])
+async def kernel(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    made: Any
+    if request.param == "process":
+        made = ProcessKernel(processes=2, limits=LIMITS, timeout_seconds=30)
+    else:
+        made = ThreadKernel(limits=LIMITS, concurrency=2)
+    async with made:
+        yield made
+
+
+def jpeg(size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, "orange").save(out, "JPEG")
+    return out.getvalue()
+
+
+async def test_a_photo_becomes_a_thumbnail_that_fits_the_box(kernel: Any) -> None:
+    made = await kernel.render(jpeg((800, 600)), VariantSpec())
+    assert (made.content_type, made.width, made.height) == ("image/jpeg", 256, 192)
+    assert Image.open(io.BytesIO(made.data)).size == (256, 192)
+
+
+async def test_the_image_errors_arrive_as_the_same_domain_errors(kernel: Any) -> None:
+    truncated = (CORPUS / "hostile/truncated/truncated_jpeg.jpg").read_bytes()
+    with pytest.raises(CorruptImage):
+        await kernel.render(truncated, VariantSpec())
+    with pytest.raises(UnsupportedImage):
+        await kernel.render(b"<svg xmlns='http://www.w3.org/2000/svg'/>", VariantSpec())
+    with pytest.raises(ImageTooLarge):
+        await kernel.render(jpeg((1200, 1000)), VariantSpec())  # over this kernel's 1 MP limit
+
+
+async def test_renders_run_side_by_side_and_each_gets_its_own_result(kernel: Any) -> None:
+    import asyncio
+
+    sizes = [(300 + 40 * i, 200) for i in range(6)]
+    made = await asyncio.gather(*(kernel.render(jpeg(s), VariantSpec(width=100, height=100)) for s in sizes))
+    assert [(m.width, m.height) for m in made] == [(100, round(100 * 200 / w)) for w, _ in sizes]
