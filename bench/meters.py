@@ -1,0 +1,116 @@
+"""CPU seconds and RSS of groups of processes, sampled on a thread while a run goes on."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psutil
+
+__all__ = ["Groups", "Meter", "Metered", "system_busy_seconds"]
+
+Groups = Callable[[], dict[str, list[psutil.Process]]]
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds every core has spent not idle since boot."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0))
+
+
+@dataclass
+class Metered:
+    """What a Meter saw between start and stop."""
+
+    seconds: float
+    cpu: dict[str, float]  # group -> CPU seconds used in the window
+    busy: float  # CPU seconds the whole machine used in the window
+    peak_rss: dict[str, int]  # group -> highest summed RSS seen
+    last_rss: dict[str, int]  # group -> summed RSS at the last sample
+    series: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (t, group -> RSS)
+
+    @property
+    def others(self) -> float:
+        """CPU seconds used by processes outside every group (other users of this machine)."""
+        return max(0.0, self.busy - sum(self.cpu.values()))
+
+
+class Meter:
+    """Use as ``with Meter(groups) as m: ...``, then read ``m.result``.
+
+    ``groups`` is called at every sample, so processes that start during the run
+    (a replaced kernel child, a new database backend) are counted from their birth;
+    a process gone before the end keeps the CPU it had at its last sample.
+    """
+
+    def __init__(self, groups: Groups, interval: float = 0.1) -> None:
+        self._groups = groups
+        self._interval = interval
+        self._base: dict[int, float] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._series: list[tuple[float, dict[str, int]]] = []
+        self._peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-meter", daemon=True)
+        self._t0 = 0.0
+        self._busy0 = 0.0
+        self.result: Metered | None = None
+
+    @property
+    def started_at(self) -> float:
+        """When the meter started (time.monotonic): series times count from here."""
+        return self._t0
+
+    def __enter__(self) -> Meter:
+        self._t0 = time.monotonic()
+        self._busy0 = system_busy_seconds()
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(first=False)
+        cpu: dict[str, float] = {}
+        for pid, (group, seconds) in self._last.items():
+            cpu[group] = cpu.get(group, 0.0) + max(0.0, seconds - self._base.get(pid, 0.0))
+        last = self._series[-1][1] if self._series else {}
+        self.result = Metered(
+            seconds=time.monotonic() - self._t0,
+            cpu=cpu,
+            busy=system_busy_seconds() - self._busy0,
+            peak_rss=dict(self._peak),
+            last_rss=dict(last),
+            series=list(self._series),
+        )
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample(first=False)
+
+    def _sample(self, *, first: bool) -> None:
+        rss: dict[str, int] = {}
+        try:
+            groups = self._groups()
+        except psutil.Error:
+            return
+        for group, procs in groups.items():
+            rss.setdefault(group, 0)
+            for proc in procs:
+                try:
+                    with proc.oneshot():
+                        times = proc.cpu_times()
+                        mem = proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                seconds = float(times.user + times.system)
+                if first:
+                    self._base[proc.pid] = seconds
+                self._last[proc.pid] = (group, seconds)
+                rss[group] += int(mem)
+        self._series.append((time.monotonic() - self._t0, rss))
+        for group, value in rss.items():
+            self._peak[group] = max(self._peak.get(group, 0), value)

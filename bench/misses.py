@@ -1,0 +1,110 @@
+"""For each missed target, the figures of the same run that explain it, for the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.sections import fmt
+from bench.targets import Target
+
+__all__ = ["explain_misses"]
+
+
+def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
+    """For each missed target, the figures from this run that explain it."""
+    notes = []
+    single = results.get("kernel", {}).get("single_ms", {})
+    stages = results.get("kernel", {}).get("stages_ms", {})
+    runs = results.get("pipeline", {}).get("runs", [])
+    for t in targets:
+        if t.verdict != "MISS":
+            continue
+        what = t.what.lower()
+        if "decode floor" in what or "tjbench" in what:
+            parts = [
+                f"{c}: render {fmt(single[c].get('imgpipe'))} ms = probe {fmt(stages[c]['probe'], '.2f')} + decode and "
+                f"resize {fmt(stages[c]['decode_resize'])} + encode {fmt(stages[c]['encode'], '.2f')}; tjbench "
+                f"{fmt(single[c].get('tjbench'))} ms"
+                for c in ("jpeg-base-12mp", "jpeg-base-24mp")
+                if c in single and c in stages
+            ]
+            notes.append(f"- **{t.what}** ({t.measured}): " + "; ".join(parts))
+        elif "vipsthumbnail" in what:
+            parts = [
+                f"{c}: vipsthumbnail {fmt(single[c].get('vipsthumbnail'))} ms per file, "
+                f"{fmt(single[c].get('vipsthumbnail-batch'))} in a batch, imgpipe {fmt(single[c].get('imgpipe'))}"
+                for c in ("jpeg-base-24mp", "png-rgb", "png-rgba")
+                if c in single
+            ]
+            notes.append(f"- **{t.what}** ({t.measured}): " + "; ".join(parts))
+        elif "pillow" in what:
+            parts = [
+                f"{c}: decode and resize {fmt(stages[c]['decode_resize'])} ms, encode {fmt(stages[c]['encode'])} ms "
+                f"(Pillow in all: {fmt(single.get(c, {}).get('pillow'))})"
+                for c in ("png-rgb", "png-rgba", "webp")
+                if c in stages
+            ]
+            notes.append(f"- **{t.what}** ({t.measured}): " + "; ".join(parts))
+        elif "worker processes vs 1" in what:
+            notes.append(
+                f"- **{t.what}** ({t.measured}): " + "; ".join(_ceiling(r) for r in runs if r["concurrency"] > 1)
+            )
+        elif "own cpu" in what:
+            parts = []
+            for r in runs:
+                per = r["jpeg"]["cpu_ms_per_image"]
+                shown = ", ".join(f"{g} {v:.1f}" for g, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.5)
+                parts.append(f"{r['stack']} ({r['concurrency']} kernel(s)): {shown}")
+            notes.append(f"- **{t.what}** ({t.measured}): CPU ms per image by process: " + "; ".join(parts))
+        elif "idle stack" in what:
+            parts = [
+                f"{r['stack']}: queue p50 {fmt(r['idle']['queue_ms']['p50'])} ms, "
+                f"work p50 {fmt(r['idle']['work_ms']['p50'])}"
+                for r in runs
+                if "idle" in r
+            ]
+            notes.append(f"- **{t.what}** ({t.measured}): " + "; ".join(parts))
+        elif "thumbor" in what:
+            peer = results.get("peer", {}).get("classes", {})
+            parts = [
+                f"{c}: imgpipe {fmt(v.get('imgpipe_cpu_ms'), '.0f')} CPU ms per image, "
+                f"thumbor {fmt(v.get('thumbor_cpu_ms'), '.0f')}"
+                for c, v in peer.items()
+                if c in ("jpeg-base-4mp", "jpeg-base-12mp", "jpeg-base-24mp", "png-rgb", "webp", "avif")
+            ]
+            notes.append(f"- **{t.what}** ({t.measured}): " + "; ".join(parts))
+        elif "api rss" in what:
+            notes.append(
+                f"- **{t.what}** ({t.measured}): embedded, the one process is API and worker; the worker reads each "
+                "original whole into memory (`store.get`) for up to 2 x kernels jobs at once, and pipes it to a kernel."
+            )
+        else:
+            notes.append(f"- **{t.what}**: {t.measured}")
+    if not notes:
+        return []
+    return [
+        "### The misses, with the figures that explain them",
+        "",
+        *notes,
+        "",
+        "The S3 server is moto's application served by uvicorn with keep-alive (moto's own server closes every",
+        "connection, which would charge a TCP connect per storage call to imgpipe). The harness (uploads, polling,",
+        "metering) runs on the same cores as everything it measures.",
+        "",
+    ]
+
+
+def _ceiling(run: dict[str, Any]) -> str:
+    """What the CPU per image allows on this machine: every process shares the same cores as the kernels."""
+    cores = run["concurrency"]
+    per = run["mix"]["cpu_ms_per_image"]
+    kernel, total = per.get("kernel", 0.0), sum(per.values())
+    if not kernel or not total:
+        return f"{run['stack']}: no CPU figures"
+    one = min(1000 / kernel, cores * 1000 / total)
+    many = min(cores * 1000 / kernel, cores * 1000 / total)
+    return (
+        f"{run['stack']}: each image costs {total:.0f} CPU ms in all, {kernel:.0f} of them in the kernel, so "
+        f"{cores} cores top out at {many:.1f} images/s against {one:.1f} with one kernel: a ceiling of "
+        f"{many / one:.2f}x before any other load ({run['mix']['others_cpu_s']:.0f} CPU s went to other processes)"
+    )

@@ -1,0 +1,149 @@
+"""The peer, side by side: thumbor (its own virtualenv, file loader, ``fit-in/256x256``, two processes) against
+imgpipe's embedded pipeline, class by class, on the same cores, in alternating order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.corpus import Corpus
+from bench.meters import Meter
+from bench.pipeline import run_workload
+from bench.procs import Proc, free_port, wait_for_http
+from bench.stacks import embedded_stack
+
+__all__ = ["THUMBOR_PINS", "THUMBOR_VENV", "ensure_thumbor", "measure_peer"]
+
+ROOT = Path(__file__).resolve().parent.parent
+THUMBOR_VENV = ROOT / "bench" / ".cache" / "thumbor-venv"
+# What installs on Python 3.11 here; pillow-heif gives thumbor HEIC, as imgpipe has it.
+THUMBOR_PINS = ["thumbor==7.8.0", "pillow-heif==1.8.1"]
+Log = Callable[[str], None]
+
+
+def ensure_thumbor(*, install: bool, log: Log) -> Path | None:
+    """The thumbor executable, installing it into its own virtualenv first if allowed; None if absent."""
+    exe = THUMBOR_VENV / "bin" / "thumbor"
+    if exe.exists() or not install:
+        return exe if exe.exists() else None
+    log(f"installing {' '.join(THUMBOR_PINS)} into {THUMBOR_VENV}")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(THUMBOR_VENV)], check=True, capture_output=True)
+        pip = [str(THUMBOR_VENV / "bin" / "pip"), "install", "--quiet", *THUMBOR_PINS]
+        subprocess.run(pip, check=True, capture_output=True, timeout=600)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        log(f"thumbor could not be installed: {exc}")
+        return None
+    return exe
+
+
+def thumbor_version(exe: Path) -> str:
+    done = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=False)
+    return (done.stdout or done.stderr).strip()
+
+
+def _start_thumbor(exe: Path, corpus: Corpus, work: Path, processes: int) -> tuple[Proc, str]:
+    conf = work / "thumbor.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "LOADER = 'thumbor.loaders.file_loader'",
+                f"FILE_LOADER_ROOT_PATH = {str(corpus.root)!r}",
+                "STORAGE = 'thumbor.storages.no_storage'",
+                "RESULT_STORAGE = None",
+                "ALLOW_UNSAFE_URL = True",
+                "QUALITY = 80",
+                "AUTO_WEBP = False",
+                "",
+            ]
+        )
+    )
+    port = free_port()
+    args = [str(exe), "--ip", "127.0.0.1", "--port", str(port), "--conf", str(conf), "--processes", str(processes)]
+    proc = Proc(args, dict(os.environ), work / "thumbor.log").start()
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/healthcheck", proc)
+    return proc, url
+
+
+def _thumbor_path(name: str) -> str:
+    # The same output as imgpipe's: JPEG q80 when opaque, WebP with alpha otherwise.
+    fmt = "webp" if "rgba" in name else "jpeg"
+    return f"/unsafe/fit-in/256x256/filters:format({fmt}):quality(80)/{name}"
+
+
+async def _hammer(url: str, names: list[str], seconds: float, concurrency: int) -> tuple[int, int, float]:
+    """GET thumbnails for ``seconds`` with ``concurrency`` requests in flight; (ok, failed, elapsed)."""
+    ok = failed = 0
+    deadline = time.monotonic() + seconds
+    t0 = time.monotonic()
+    async with httpx.AsyncClient(timeout=60) as client:
+
+        async def loop(k: int) -> None:
+            nonlocal ok, failed
+            i = k
+            while time.monotonic() < deadline or ok + failed < len(names):
+                response = await client.get(url + _thumbor_path(names[i % len(names)]))
+                good = response.status_code == 200 and response.headers.get("content-type", "").startswith("image/")
+                ok, failed = ok + good, failed + (not good)
+                i += concurrency
+
+        await asyncio.gather(*(loop(k) for k in range(concurrency)))
+    return ok, failed, time.monotonic() - t0
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def measure_peer(
+    corpus: Corpus, exe: Path, kernel_ips: dict[str, dict[str, float]], *, work: Path, seconds: float, log: Log
+) -> dict[str, Any]:
+    cores = len(os.sched_getaffinity(0))
+    by_class = corpus.by_class()
+    out: dict[str, Any] = {"version": thumbor_version(exe), "processes": cores, "classes": {}}
+    thumbor, url = _start_thumbor(exe, corpus, work, cores)
+    try:
+        with embedded_stack(work, cores) as stack:
+            for n, (cls, items) in enumerate(by_class.items()):
+                names = [Path(i.path).name for i in items]
+                rate = kernel_ips.get(cls, {}).get("imgpipe", 10.0)
+                count = max(8, min(80, round(rate * seconds)))
+                row: dict[str, Any] = {}
+                order = ("thumbor", "imgpipe") if n % 2 == 0 else ("imgpipe", "thumbor")
+                for who in order:
+                    if who == "thumbor":
+                        meter = Meter(lambda: {"thumbor": _tree(thumbor.pid)})
+                        with meter:
+                            ok, failed, elapsed = asyncio.run(_hammer(url, names, seconds, 2 * cores))
+                        assert meter.result is not None
+                        row["thumbor_ips"] = ok / elapsed if ok else None
+                        row["thumbor_failed"] = failed
+                        row["thumbor_cpu_ms"] = meter.result.cpu.get("thumbor", 0.0) * 1000 / max(1, ok + failed)
+                    else:
+                        copies = max(1, count // len(items))
+                        files = [(Path(i.path).name, Path(i.path).read_bytes()) for _ in range(copies) for i in items]
+                        result = run_workload(stack, files)
+                        row["imgpipe_ips"] = result["steady_images_per_s"]
+                        row["imgpipe_failed"] = result["failed"]
+                        cpu = result["cpu_ms_per_image"]
+                        row["imgpipe_cpu_ms"] = cpu.get("api", 0.0) + cpu.get("kernel", 0.0)
+                row["kernel_ips"] = kernel_ips.get(cls, {}).get("imgpipe")
+                out["classes"][cls] = row
+                log(f"peer: {cls}: imgpipe {row['imgpipe_ips']:.1f}/s, thumbor {row['thumbor_ips'] or 0:.1f}/s")
+    finally:
+        thumbor.stop()
+    return out
