@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from imgpipe.adapters.db.engine import make_engine
+from imgpipe.adapters.db.engine import open_database
 from imgpipe.adapters.db.migrate import upgrade
 from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.adapters.queue.amqp import AmqpQueue
@@ -71,15 +71,17 @@ async def build_services(settings: Settings, *, migrate: bool = False) -> AsyncI
     """
     if migrate:
         await upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
+    database = open_database(settings.database.url)
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(engine.dispose)
+        stack.push_async_callback(database.dispose)
         policy = Policy.from_settings(settings)
         store: ObjectStore = await stack.enter_async_context(make_store(settings.storage))
         buckets = asyncio.create_task(_ensure_buckets(store, policy), name="ensure-buckets")
         stack.push_async_callback(_cancel, buckets)
         queue: JobQueue = await stack.enter_async_context(make_queue(settings.broker))
-        yield Services(settings=settings, policy=policy, jobs=SqlJobRepository(engine), store=store, queue=queue)
+        jobs = SqlJobRepository(database)
+        stack.push_async_callback(jobs.close)
+        yield Services(settings=settings, policy=policy, jobs=jobs, store=store, queue=queue)
 
 
 async def _ensure_buckets(store: ObjectStore, policy: Policy) -> None:
@@ -128,11 +130,11 @@ async def schema_status(settings: Settings) -> str:
     """"ok" when the database is at the newest migration, else what is wrong."""
     from imgpipe.adapters.db.migrate import current_revision, head_revision
 
-    engine = make_engine(settings.database.url)
+    database = open_database(settings.database.url)
     try:
-        current, head = await current_revision(engine), head_revision()
+        current, head = await current_revision(database), head_revision()
     except Exception as exc:  # doctor reports, it does not crash
         return f"cannot read the schema revision: {type(exc).__name__}: {exc}"
     finally:
-        await engine.dispose()
+        await database.dispose()
     return "ok" if current == head else f"at {current or 'nothing'}, newest is {head}: run `imgpipe migrate`"

@@ -40,7 +40,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
-    url: str  # a SQLAlchemy async URL: postgresql+psycopg://... or sqlite+aiosqlite:///...
+    url: str  # a SQLAlchemy URL: postgresql+psycopg://... or sqlite:///...
 
     @property
     def is_sqlite(self) -> bool:
@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     jpeg_quality: int = Field(default=80, ge=1, le=100)
 
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    prefetch: int = Field(default=0, ge=0)  # 0: twice the concurrency
+    prefetch: int = Field(default=0, ge=0)  # 0: the concurrency
     max_attempts: int = Field(default=3, ge=1)
     lease_seconds: float = Field(default=60.0, gt=0)
     job_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -192,7 +192,9 @@ class Settings(BaseSettings):
 
     @property
     def effective_prefetch(self) -> int:
-        return self.prefetch or 2 * self.worker_concurrency
+        # One job per kernel process: each job in hand holds its original (up to the upload
+        # limit) in memory, so more would only queue in memory what RabbitMQ queues on disk.
+        return self.prefetch or self.worker_concurrency
 
     @property
     def public_origin(self) -> str:
@@ -203,14 +205,14 @@ class Settings(BaseSettings):
 def _database_url(url: str, data_dir: Path) -> str:
     """Accept the plain URLs people write and pick the async driver imgpipe uses."""
     if not url:
-        return f"sqlite+aiosqlite:///{(data_dir / 'imgpipe.db').resolve()}"
+        return f"sqlite:///{(data_dir / 'imgpipe.db').resolve()}"
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise SettingsError("IMGPIPE_DATABASE_URL must look like postgresql://... or sqlite:///path")
     if scheme in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg"):
         return f"postgresql+psycopg://{rest}"
-    if scheme in ("sqlite", "sqlite+aiosqlite"):
-        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        return f"sqlite://{rest}"
     raise SettingsError(f"IMGPIPE_DATABASE_URL: unknown scheme {scheme!r} (use postgresql:// or sqlite:///)")
 
 

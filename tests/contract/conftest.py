@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imgpipe.adapters.db.engine import make_engine
+from imgpipe.adapters.db.engine import open_database
 from imgpipe.adapters.db.migrate import upgrade
 from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.adapters.queue.amqp import AmqpQueue
@@ -25,9 +25,11 @@ async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         await upgrade(url)
     else:
         url = Settings(database_url=request.getfixturevalue("pg_url")).database.url
-    engine = make_engine(url)
-    yield SqlJobRepository(engine)
-    await engine.dispose()
+    database = open_database(url)
+    repository = SqlJobRepository(database)
+    yield repository
+    await repository.close()
+    await database.dispose()
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -144,6 +145,7 @@ async def test_a_pending_job_can_be_failed_without_an_attempt(repo: SqlJobReposi
 async def test_a_released_job_is_pending_again_and_due_for_publishing(repo: SqlJobRepository, clock: Clock) -> None:
     job_id = await new_job(repo, clock)
     await repo.mark_published(job_id)
+    await repo.flush()
     claimed = await repo.claim(job_id, lease=LEASE, takeover=False)
     assert claimed is not None
     assert await repo.release(job_id, claimed.attempts)
@@ -161,6 +163,7 @@ async def test_due_for_publish_finds_unconfirmed_and_long_waiting_jobs_once(
     unconfirmed = await new_job(repo, clock)
     confirmed = await new_job(repo, clock)
     await repo.mark_published(confirmed)
+    await repo.flush()
     kw = {"unpublished_for": timedelta(seconds=10), "pending_for": timedelta(minutes=15), "limit": 10}
     assert await repo.due_for_publish(**kw) == []  # type: ignore[arg-type]
     clock.advance(seconds=11)
@@ -214,3 +217,13 @@ async def test_same_timestamp_jobs_are_ordered_by_id_and_all_listed(repo: SqlJob
             break
         cursor = page.next_cursor
     assert seen == sorted(ids, reverse=True)
+
+
+async def test_confirmed_publishes_are_recorded_together_a_moment_later(repo: SqlJobRepository, clock: Clock) -> None:
+    ids = [await new_job(repo, clock) for _ in range(3)]
+    for job_id in ids:
+        await repo.mark_published(job_id)
+    await asyncio.sleep(0.3)  # no flush asked for: the buffer writes itself
+    clock.advance(seconds=11)
+    kw = {"unpublished_for": timedelta(seconds=10), "pending_for": timedelta(hours=1), "limit": 10}
+    assert await repo.due_for_publish(**kw) == []  # type: ignore[arg-type]

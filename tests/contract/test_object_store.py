@@ -103,3 +103,4 @@ async def test_a_put_that_fails_midway_leaves_nothing_under_the_key(store: Any, 
         await store.put_file(bucket, "kept", Breaks(b"x" * 100_000), 100_000, "text/plain")
     assert await store.get(bucket, "kept") == b"old"
     assert await store.list(bucket) == ["kept"]  # no half object, no temporary file
+

@@ -30,7 +30,7 @@ def test_with_nothing_set_every_backend_is_embedded_under_the_data_folder(
 ) -> None:
     monkeypatch.setenv("IMGPIPE_DATA_DIR", str(tmp_path))
     s = Settings()
-    assert s.database.url == f"sqlite+aiosqlite:///{tmp_path / 'imgpipe.db'}"
+    assert s.database.url == f"sqlite:///{tmp_path / 'imgpipe.db'}"
     assert s.storage == LocalStorageSettings(root=tmp_path / "objects")
     assert isinstance(s.broker, MemoryBrokerSettings)
     assert (s.port, s.max_upload_bytes, s.max_pixels) == (8000, 25 * 1024 * 1024, 100_000_000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -38,7 +37,8 @@ _MULTIPART = {
 }
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI would run a plain function in a thread pool, for every request.
     found: Services = request.app.state.services
     return found
 
@@ -81,7 +81,7 @@ async def upload_image(request: Request, svc: Svc) -> JSONResponse:
             policy=svc.policy,
         )
     finally:
-        await asyncio.to_thread(received.file.close)
+        received.file.close()
     body = _render(job, request, svc)
     return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})
 
@@ -98,10 +98,12 @@ async def list_images(
     except ValueError as exc:
         return problem(422, "invalid_cursor", str(exc), request.url.path)
     page = await queries.list_jobs(jobs=svc.jobs, limit=limit, before=before)
-    return {
-        "items": [_render(job, request, svc) for job in page.jobs],
-        "next_cursor": encode_cursor(page.next_cursor) if page.next_cursor else None,
-    }
+    return JSONResponse(
+        {
+            "items": [_render(job, request, svc) for job in page.jobs],
+            "next_cursor": encode_cursor(page.next_cursor) if page.next_cursor else None,
+        }
+    )
 
 
 @router.get(
@@ -123,7 +125,8 @@ async def get_image(
         job = await queries.wait_for_change(_job_id(job_id), jobs=svc.jobs, within=wait)
     else:
         job = await queries.get_job(_job_id(job_id), jobs=svc.jobs)
-    return _render(job, request, svc)
+    # A Response goes out as it is: the body was built from JobOut already, no second validation.
+    return JSONResponse(_render(job, request, svc))
 
 
 @router.get(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -135,20 +134,6 @@ def too_large(max_bytes: int) -> UploadTooLarge:
     return UploadTooLarge(f"The upload is larger than the limit of {mib:g} MiB ({max_bytes} bytes).")
 
 
-async def _chunks(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
-    stream = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(stream.__anext__(), idle_timeout)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise UploadTimeout() from None
-        except ClientDisconnect:
-            raise BadUpload("The client closed the connection before the upload finished.") from None
-        yield chunk
-
-
 async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: float) -> ReceivedFile:
     """Raise UploadTooLarge, UnsupportedImage, BadUpload or UploadTimeout; the caller owns the file."""
     kind, options = parse_options_header(request.headers.get("content-type", ""))
@@ -164,13 +149,24 @@ async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: floa
     # Generous header size: a 10,000-character filename must reach sanitising, not break parsing.
     parser = MultipartParser(boundary, collector.callbacks(), max_header_size=64 * 1024)
     received = 0
+    loop = asyncio.get_running_loop()
     try:
-        async for chunk in _chunks(request, idle_timeout):
-            received += len(chunk)
-            if received > envelope_limit:
-                raise too_large(max_bytes)
-            parser.write(chunk)
+        # One timeout for the whole body, pushed back by every chunk that arrives: a client
+        # that stops sending is cut off, one that keeps sending is not.
+        async with asyncio.timeout(idle_timeout) as idle:
+            async for chunk in request.stream():
+                idle.reschedule(loop.time() + idle_timeout)
+                received += len(chunk)
+                if received > envelope_limit:
+                    raise too_large(max_bytes)
+                parser.write(chunk)
         parser.finalize()
+    except TimeoutError:
+        collector.spool.close()
+        raise UploadTimeout() from None
+    except ClientDisconnect:
+        collector.spool.close()
+        raise BadUpload("The client closed the connection before the upload finished.") from None
     except MultipartParseError as exc:
         collector.spool.close()
         raise BadUpload(f"The multipart body is malformed: {exc}") from exc

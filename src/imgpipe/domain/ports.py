@@ -53,7 +53,15 @@ class JobRepository(Protocol):
         """Newest first, keyset-paginated on (created_at, id): stable under concurrent inserts."""
 
     async def mark_published(self, job_id: UUID) -> None:
-        """Record that the job's message was confirmed by the broker."""
+        """Record that the job's message was confirmed by the broker: possibly a moment
+        later, together with others (``flush`` writes them now). Never raises: a record
+        that is lost only makes the reconciler publish the job once more."""
+
+    async def flush(self) -> None:
+        """Write what ``mark_published`` has buffered."""
+
+    async def close(self) -> None:
+        """Flush, and stop any background work."""
 
     async def claim(self, job_id: UUID, *, lease: timedelta, takeover: bool) -> Job | None:
         """PENDING -> PROCESSING and attempts + 1, or a PROCESSING job whose lease has

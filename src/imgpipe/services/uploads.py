@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from datetime import UTC, datetime
 from typing import IO
 from uuid import UUID, uuid4
 
-from imgpipe.domain.errors import BrokerUnavailable, DatabaseUnavailable, EmptyUpload, ImgpipeError
+from imgpipe.domain.errors import BrokerUnavailable, EmptyUpload, ImgpipeError
 from imgpipe.domain.filenames import sanitize_filename
 from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
 from imgpipe.domain.ports import JobQueue, JobRepository, ObjectStore
@@ -55,8 +54,8 @@ async def accept_upload(
     """Raise the image's PermanentError (nothing stored) or a RetryableError (nothing left behind)."""
     if upload.size == 0:
         raise EmptyUpload()
-    upload.file.seek(0)
-    info = await asyncio.to_thread(probe, upload.file, policy.limits)
+    # Inline, not in a thread: the probe reads a few kilobytes of header, the hop would cost more.
+    info = probe(upload.file, policy.limits)
 
     job_id = uuid4()
     now = datetime.now(UTC)
@@ -99,6 +98,5 @@ async def accept_upload(
         # The row is the outbox: the reconciler publishes it once the broker is back.
         log.warning("publish failed, job kept for republishing", extra={"job_id": str(job_id), "error": exc.message})
         return job
-    with contextlib.suppress(DatabaseUnavailable):
-        await jobs.mark_published(job_id)
+    await jobs.mark_published(job_id)
     return job

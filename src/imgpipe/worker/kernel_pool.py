@@ -24,6 +24,8 @@ __all__ = ["ProcessKernel", "ThreadKernel"]
 
 log = logging.getLogger(__name__)
 
+_PIPE_SLICE = 1 << 20
+
 
 class _Child:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
@@ -134,8 +136,13 @@ class ProcessKernel:
     async def _exchange(child: _Child, data: bytes, spec: VariantSpec) -> tuple[dict[str, object], bytes]:
         stdin, stdout = child.proc.stdin, child.proc.stdout
         assert stdin is not None and stdout is not None
-        stdin.writelines(pack(asdict(spec), data))
-        await stdin.drain()
+        # In slices, each drained: a whole original left in the transport's buffer would be
+        # a second copy of it in memory.
+        for part in pack(asdict(spec), data):
+            view = memoryview(part)
+            for start in range(0, len(view), _PIPE_SLICE):
+                stdin.write(view[start : start + _PIPE_SLICE])
+                await stdin.drain()
         head_len, payload_len = unpack_prefix(await stdout.readexactly(PREFIX.size))
         reply = json.loads(await stdout.readexactly(head_len))
         return reply, await stdout.readexactly(payload_len)

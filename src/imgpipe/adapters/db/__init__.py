@@ -1,1 +1,1 @@
-"""The job repository on SQLAlchemy 2: PostgreSQL (psycopg) in the server stack, SQLite (aiosqlite) embedded."""
+"""The job repository on SQLAlchemy 2: PostgreSQL (psycopg) for servers, SQLite (stdlib driver) embedded."""

@@ -9,9 +9,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imgpipe.adapters.db.engine import make_engine
+from imgpipe.adapters.db.engine import Database, open_database
 
 __all__ = ["current_revision", "head_revision", "upgrade"]
 
@@ -31,12 +30,11 @@ def head_revision() -> str | None:
 
 async def upgrade(url: str) -> None:
     """Bring the database at ``url`` to the newest revision (idempotent)."""
-    engine = make_engine(url)
+    database = open_database(url)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+        await database.run(_upgrade)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 def _upgrade(conn: Connection) -> None:
@@ -45,7 +43,5 @@ def _upgrade(conn: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    async with engine.connect() as conn:
-        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
-
+async def current_revision(database: Database) -> str | None:
+    return await database.run(lambda c: MigrationContext.configure(c).get_current_revision())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -23,6 +24,7 @@ __all__ = ["S3Store"]
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 _ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
 _CHUNK = 256 * 1024
+_PRESIGNED_CACHE = 10_000
 
 
 class S3Store:
@@ -34,6 +36,7 @@ class S3Store:
         self._client: Any = None
         self._signer: Any = None
         self._buckets: list[str] = []
+        self._presigned: dict[tuple[str, str], tuple[str, float]] = {}
 
     async def __aenter__(self) -> S3Store:
         cfg = self._cfg
@@ -44,6 +47,11 @@ class S3Store:
             "read_timeout": cfg.timeout_seconds,
             # imgpipe retries with its own backoff; one quick retry here smooths a blip.
             "retries": {"max_attempts": 2, "mode": "standard"},
+            # imgpipe hashes what it stores itself (sha256 in the database); CRC32 on every
+            # request and response only costs CPU. Parameters are ours, not user input.
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+            "parameter_validation": False,
         }
         credentials = {
             "region_name": cfg.region,
@@ -142,7 +150,16 @@ class S3Store:
             token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def presigned_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
+        # Signing costs about a millisecond and every status poll asks again: reuse a URL
+        # while at least two thirds of its life is left.
+        now = time.monotonic()
+        cached = self._presigned.get((bucket, key))
+        if cached is not None and now - cached[1] < expires.total_seconds() / 3:
+            return cached[0]
         url: str = self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires.total_seconds())
         )
+        if len(self._presigned) >= _PRESIGNED_CACHE:
+            self._presigned.clear()
+        self._presigned[(bucket, key)] = (url, now)
         return url
