@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from support.imgpipe_process import ImgpipeProcess, attach_output_on_failure, running_imgpipe
+from support.processes import attach_output_on_failure
 from support.services import unavailable
+from support.stacks import EmbeddedStack
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -32,9 +33,10 @@ Screenshot = Callable[["Page", str], Path]
 
 
 @pytest.fixture(scope="module")
-def imgpipe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImgpipeProcess]:
-    with running_imgpipe(tmp_path_factory.mktemp("browser") / "data") as server:
-        yield server
+def imgpipe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    server = EmbeddedStack(env={}, data_dir=tmp_path_factory.mktemp("browser") / "data").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def open_page(browser: Browser, imgpipe_server: ImgpipeProcess) -> Iterator[OpenPage]:
+def open_page(browser: Browser, imgpipe_server: EmbeddedStack) -> Iterator[OpenPage]:
     """Open the upload page in a fresh browser context.
 
     The test fails on any uncaught script error or Content-Security-Policy violation (the

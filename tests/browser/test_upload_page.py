@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from support.imgpipe_process import ImgpipeProcess
+from support.stacks import EmbeddedStack
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -64,7 +64,7 @@ def gallery_ids(page: Page) -> list[str]:
     return ids
 
 
-def server_ids(server: ImgpipeProcess, limit: int = 100) -> list[str]:
+def server_ids(server: EmbeddedStack, limit: int = 100) -> list[str]:
     page = httpx.get(f"{server.url}/api/v1/images", params={"limit": limit}).json()
     return [job["id"] for job in page["items"]]
 
@@ -134,7 +134,7 @@ def test_a_photo_dropped_on_the_drop_zone_uploads_and_finishes(page: Page, scree
 
 
 def test_files_that_are_not_images_show_the_servers_reason_and_no_stack_trace(
-    page: Page, screenshot: Screenshot, imgpipe_server: ImgpipeProcess
+    page: Page, screenshot: Screenshot, imgpipe_server: EmbeddedStack
 ) -> None:
     from playwright.sync_api import expect
 
@@ -159,7 +159,7 @@ def test_files_that_are_not_images_show_the_servers_reason_and_no_stack_trace(
 
 
 def test_an_image_that_fails_processing_shows_the_jobs_error_message(
-    page: Page, screenshot: Screenshot, imgpipe_server: ImgpipeProcess
+    page: Page, screenshot: Screenshot, imgpipe_server: EmbeddedStack
 ) -> None:
     from playwright.sync_api import expect
 
@@ -174,7 +174,7 @@ def test_an_image_that_fails_processing_shows_the_jobs_error_message(
 
 
 def test_three_images_uploaded_at_once_all_finish_and_the_gallery_lists_them_newest_first_after_a_reload(
-    page: Page, screenshot: Screenshot, imgpipe_server: ImgpipeProcess
+    page: Page, screenshot: Screenshot, imgpipe_server: EmbeddedStack
 ) -> None:
     from playwright.sync_api import expect
 
@@ -200,7 +200,7 @@ def test_three_images_uploaded_at_once_all_finish_and_the_gallery_lists_them_new
 
 
 def test_load_more_adds_the_next_older_page_of_the_gallery_without_repeats(
-    open_page: OpenPage, screenshot: Screenshot, imgpipe_server: ImgpipeProcess
+    open_page: OpenPage, screenshot: Screenshot, imgpipe_server: EmbeddedStack
 ) -> None:
     from playwright.sync_api import expect
 

@@ -10,19 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from support.imgpipe_process import ImgpipeProcess, attach_output_on_failure, running_imgpipe
+from support.processes import attach_output_on_failure
+from support.stacks import EmbeddedStack
 
 Imgpipe = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="session")
-def imgpipe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImgpipeProcess]:
-    with running_imgpipe(tmp_path_factory.mktemp("cli") / "data") as server:
-        yield server
+def imgpipe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    server = EmbeddedStack(env={}, data_dir=tmp_path_factory.mktemp("cli") / "data").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def imgpipe(imgpipe_server: ImgpipeProcess, tmp_path: Path) -> Imgpipe:
+def imgpipe(imgpipe_server: EmbeddedStack, tmp_path: Path) -> Imgpipe:
     """Run ``python -m imgpipe.cli ARGS...`` (the ``imgpipe`` script) with IMGPIPE_API_URL set to the server."""
 
     def run(*args: str | Path, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

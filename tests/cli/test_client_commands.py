@@ -15,8 +15,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from support.imgpipe_process import ImgpipeProcess
 from support.services import free_port
+from support.stacks import EmbeddedStack
 
 if TYPE_CHECKING:
     from cli.conftest import Imgpipe
@@ -48,7 +48,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def done_job(imgpipe_server: ImgpipeProcess) -> dict[str, Any]:
+def done_job(imgpipe_server: EmbeddedStack) -> dict[str, Any]:
     with httpx.Client(base_url=imgpipe_server.url, timeout=40) as client, IMAGES[0].open("rb") as photo:
         job: dict[str, Any] = client.post("/api/v1/images", files={"file": photo}).json()
         while job["status"] not in ("DONE", "FAILED"):
@@ -157,7 +157,7 @@ def test_get_without_output_names_the_file_after_job_and_variant_in_the_current_
     assert fits_256((tmp_path / f"{done_job['id']}-thumbnail.jpg").read_bytes())
 
 
-def test_get_to_dash_writes_the_bytes_to_stdout(imgpipe_server: ImgpipeProcess, done_job: dict[str, Any]) -> None:
+def test_get_to_dash_writes_the_bytes_to_stdout(imgpipe_server: EmbeddedStack, done_job: dict[str, Any]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "imgpipe.cli", "get", done_job["id"], "-o", "-", "--api", imgpipe_server.url],
         capture_output=True,
@@ -170,7 +170,7 @@ def test_get_to_dash_writes_the_bytes_to_stdout(imgpipe_server: ImgpipeProcess, 
 
 
 def test_ls_limit_2_json_lists_the_two_newest_jobs(
-    imgpipe: Imgpipe, imgpipe_server: ImgpipeProcess, done_job: dict[str, Any]
+    imgpipe: Imgpipe, imgpipe_server: EmbeddedStack, done_job: dict[str, Any]
 ) -> None:
     result = imgpipe("ls", "--limit", "2", "--json")
 

@@ -9,12 +9,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Protocol
 
 import httpx
 import psutil
+import pytest
 
-__all__ = ["ImgpipeProcess", "run_command", "wait_for_http", "wait_for_output"]
+__all__ = ["ImgpipeProcess", "attach_output_on_failure", "run_command", "wait_for_http", "wait_for_output"]
 
 _IMGPIPE = [sys.executable, "-m", "imgpipe.cli"]
 
@@ -131,3 +132,13 @@ def wait_for_output(process: ImgpipeProcess, text: str, timeout: float = 30) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"imgpipe {process.command} did not log {text!r} in {timeout} s:\n{process.output()}")
         time.sleep(0.05)
+
+
+class _HasOutput(Protocol):
+    def output(self) -> str: ...
+
+
+def attach_output_on_failure(report: pytest.TestReport, server: _HasOutput | None) -> None:
+    """Add what the server logged to a failed test's report, where pytest prints it."""
+    if server is not None and report.failed:
+        report.sections.append(("imgpipe output", server.output()[-20_000:]))
