@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from support.processes import attach_output_on_failure
 from support.services import (
     S3Server,
     drop_queues,
@@ -18,7 +18,14 @@ from support.services import (
     throwaway_database,
 )
 
-CORPUS = Path(__file__).parent / "corpus"
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]  # for fixtures that record outcomes
+    attach_output_on_failure(item, report)
+    return report
 
 
 @pytest.fixture(scope="session")

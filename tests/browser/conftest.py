@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from support.processes import attach_output_on_failure
 from support.services import unavailable
 from support.stacks import EmbeddedStack
 
@@ -99,9 +98,3 @@ def screenshot(request: pytest.FixtureRequest) -> Screenshot:
 
     return take
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    report: pytest.TestReport = yield
-    attach_output_on_failure(report, getattr(item, "funcargs", {}).get("imgpipe_server"))
-    return report

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import attach_output_on_failure
 from support.stacks import EmbeddedStack
 
 Imgpipe = Callable[..., subprocess.CompletedProcess[str]]
@@ -42,9 +41,3 @@ def imgpipe(imgpipe_server: EmbeddedStack, tmp_path: Path) -> Imgpipe:
 
     return run
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    report: pytest.TestReport = yield
-    attach_output_on_failure(report, getattr(item, "funcargs", {}).get("imgpipe_server"))
-    return report

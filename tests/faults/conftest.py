@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -71,14 +70,6 @@ def record(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     report = getattr(request.node, "rep_call", None)
     entry["result"] = "passed" if report is not None and report.passed else "FAILED"
     _RECORDS.append(entry)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
-    report = yield
-    if report.when == "call":
-        item.rep_call = report  # type: ignore[attr-defined]
-    return report
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import IO
 
 import httpx
 import psutil
@@ -134,11 +134,12 @@ def wait_for_output(process: ImgpipeProcess, text: str, timeout: float = 30) -> 
         time.sleep(0.05)
 
 
-class _HasOutput(Protocol):
-    def output(self) -> str: ...
-
-
-def attach_output_on_failure(report: pytest.TestReport, server: _HasOutput | None) -> None:
-    """Add what the server logged to a failed test's report, where pytest prints it."""
-    if server is not None and report.failed:
-        report.sections.append(("imgpipe output", server.output()[-20_000:]))
+def attach_output_on_failure(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Add what the imgpipe processes of a failed test logged to its report, where pytest prints it."""
+    if not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        stack = getattr(value, "stack", value)  # a stack, or something that holds one
+        output = getattr(stack, "output", None)
+        if callable(output):
+            report.sections.append((f"imgpipe output ({name})", str(output())[-20_000:]))
