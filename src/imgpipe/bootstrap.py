@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from imgpipe.adapters.db.engine import open_database
 from imgpipe.adapters.db.migrate import upgrade
@@ -46,7 +45,7 @@ class Services:
     queue: JobQueue
 
 
-def make_store(cfg: StorageSettings) -> Any:
+def make_store(cfg: StorageSettings) -> S3Store | LocalStore:
     match cfg:
         case S3Settings():
             return S3Store(cfg)
@@ -54,7 +53,7 @@ def make_store(cfg: StorageSettings) -> Any:
             return LocalStore(cfg.root)
 
 
-def make_queue(cfg: BrokerSettings) -> Any:
+def make_queue(cfg: BrokerSettings) -> AmqpQueue | MemoryQueue:
     match cfg:
         case AmqpSettings():
             return AmqpQueue(cfg)

@@ -42,9 +42,6 @@ class SettingsError(ValueError):
 class DatabaseSettings:
     url: str  # a SQLAlchemy URL: postgresql+psycopg://... or sqlite:///...
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.url.startswith("sqlite")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +110,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=100_000_000, gt=0)
     upload_idle_timeout_seconds: float = Field(default=30.0, gt=0)
+    upload_timeout_seconds: float = Field(default=300.0, gt=0)
 
     thumbnail_size: int = Field(default=256, ge=16, le=4096)
     jpeg_quality: int = Field(default=80, ge=1, le=100)
@@ -130,7 +128,7 @@ class Settings(BaseSettings):
     requeue_pending_after_seconds: float = Field(default=900.0, gt=0)
     kernel_max_rss_mb: int = Field(default=1024, ge=64)
 
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else JSON
 
     @model_validator(mode="after")
@@ -198,6 +196,7 @@ class Settings(BaseSettings):
 
     @property
     def public_origin(self) -> str:
+        """Where a person on this machine opens the API (0.0.0.0 is not an address to browse to)."""
         host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host
         return f"http://{host}:{self.port}"
 

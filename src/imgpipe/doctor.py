@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import platform
 import sys
-from typing import Any
 
 from imgpipe.config import Settings
 
@@ -17,6 +15,7 @@ _TIMEOUT = 5.0
 async def examine(settings: Settings) -> dict[str, dict[str, str]]:
     from imgpipe.bootstrap import build_services, schema_status
     from imgpipe.imaging.kernel import library_versions
+    from imgpipe.services.health import check_backends
 
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
     versions.update({k: str(v) for k, v in library_versions().items()})
@@ -25,18 +24,9 @@ async def examine(settings: Settings) -> dict[str, dict[str, str]]:
         "broker": settings.broker_url.split("@")[-1],
         "storage": type(settings.storage).__name__,
     }
-    checks: dict[str, str] = {}
     async with build_services(settings) as svc:
-        probes = {"database": svc.jobs.ping(), "broker": svc.queue.ping(), "storage": svc.store.ping()}
-        for name, probe in probes.items():
-            checks[name] = await _answer(probe)
+        answers = await check_backends(jobs=svc.jobs, queue=svc.queue, store=svc.store, within=_TIMEOUT)
+    checks = {name: answer if answer == "ok" else f"FAILED: {answer}" for name, answer in answers.items()}
     checks["schema"] = await schema_status(settings)
     return {"versions": versions, "backends": backends, "checks": checks}
 
-
-async def _answer(probe: Any) -> str:
-    try:
-        await asyncio.wait_for(probe, _TIMEOUT)
-    except Exception as exc:  # doctor reports, it does not crash
-        return f"FAILED: {getattr(exc, 'message', None) or type(exc).__name__}"
-    return "ok"

@@ -143,9 +143,9 @@ async def _run(settings: Settings, *, migrate: bool) -> int:
             worker = asyncio.create_task(
                 make_worker(services, kernel).run(worker_stop, recover_everything=embedded_queue)
             )
-            url = f"http://{settings.host}:{settings.port}"
             server = _server(settings, create_app(settings, services=services))
-            ok = await _serve_until(server, stop, banner=f"imgpipe is running at {url}  (Ctrl-C to stop)")
+            banner = f"imgpipe is running at {settings.public_origin}  (Ctrl-C to stop)"
+            ok = await _serve_until(server, stop, banner=banner)
             worker_stop.set()
             await worker
     return 0 if ok else 1
@@ -155,11 +155,13 @@ async def _run(settings: Settings, *, migrate: bool) -> int:
 def _exclusive(data_dir: Path) -> Iterator[None]:
     """One embedded instance per data folder: two would each think they own every job."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / ".imgpipe.lock", "w") as handle:
+    # "a", not "w": a refused second instance must not wipe the first one's pid.
+    with open(data_dir / ".imgpipe.lock", "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             sys.exit(f"imgpipe run: another instance is already using {data_dir.resolve()}")
+        handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
         yield

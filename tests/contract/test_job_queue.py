@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 from uuid import uuid4
 
-from imgpipe.adapters.queue.message import decode
+from imgpipe.domain.message import decode
 from imgpipe.domain.ports import Delivery
 
 

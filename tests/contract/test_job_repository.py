@@ -105,7 +105,7 @@ async def test_completing_records_the_variants_and_nothing_moves_a_done_job(
     assert await repo.complete(job_id, claimed.attempts, [thumbnail(job_id)])
     # Late and duplicate messages after DONE: no claim, no failure, no hand-back.
     assert await repo.claim(job_id, lease=LEASE, takeover=True) is None
-    assert not await repo.fail(job_id, None, JobError("x", "y"))
+    assert not await repo.fail(job_id, claimed.attempts, JobError("x", "y"))
     assert not await repo.release(job_id, claimed.attempts)
     done = await repo.get(job_id)
     assert done is not None and done.status is JobStatus.DONE
@@ -133,13 +133,6 @@ async def test_failing_records_the_error_only_for_the_holding_attempt(repo: SqlJ
     job = await repo.get(job_id)
     assert job is not None and job.status is JobStatus.FAILED
     assert job.error == JobError("corrupt_image", "The data is corrupt.")
-
-
-async def test_a_pending_job_can_be_failed_without_an_attempt(repo: SqlJobRepository, clock: Clock) -> None:
-    job_id = await new_job(repo, clock)
-    assert await repo.fail(job_id, None, JobError("processing_crashed", "gave up"))
-    job = await repo.get(job_id)
-    assert job is not None and job.status is JobStatus.FAILED
 
 
 async def test_a_released_job_is_pending_again_and_due_for_publishing(repo: SqlJobRepository, clock: Clock) -> None:

@@ -62,7 +62,7 @@ def test_backends_are_chosen_independently(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("IMGPIPE_BROKER_URL", "amqp://guest:guest@localhost/")
     monkeypatch.setenv("IMGPIPE_STORAGE_URL", f"file://{tmp_path}/objects")
     s = Settings()
-    assert s.database.is_sqlite and isinstance(s.broker, AmqpSettings)
+    assert s.database.url.startswith("sqlite:///") and isinstance(s.broker, AmqpSettings)
     assert s.storage == LocalStorageSettings(root=tmp_path / "objects")
 
 

@@ -21,3 +21,14 @@ async def test_nested_server_made_keys_land_inside_the_bucket(tmp_path: Path) ->
     async with LocalStore(tmp_path / "objects") as store:
         await store.put("bucket", "0b7c/thumbnail.jpg", b"x", "image/jpeg")
     assert (tmp_path / "objects/bucket/0b7c/thumbnail.jpg").read_bytes() == b"x"
+
+
+async def test_a_folder_that_cannot_be_written_is_storage_unavailable_not_a_crash(tmp_path: Path) -> None:
+    from imgpipe.domain.errors import StoreUnavailable
+
+    async with LocalStore(tmp_path / "objects") as store:
+        (tmp_path / "objects" / "bucket").write_text("a file where the bucket folder should be")
+        with pytest.raises(StoreUnavailable):
+            await store.put("bucket", "key.jpg", b"x", "image/jpeg")
+        with pytest.raises(StoreUnavailable):
+            await store.delete("bucket", "key.jpg")

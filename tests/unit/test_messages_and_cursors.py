@@ -7,8 +7,8 @@ from uuid import uuid4
 
 import pytest
 
-from imgpipe.adapters.queue.message import MalformedMessage, decode, encode
 from imgpipe.api.schemas import decode_cursor, encode_cursor
+from imgpipe.domain.message import MalformedMessage, decode, encode
 
 
 def test_a_job_message_round_trips() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -17,8 +16,8 @@ from imgpipe.api import problems
 from imgpipe.api.routes import router
 from imgpipe.bootstrap import Services, build_services
 from imgpipe.config import Settings
-from imgpipe.domain.errors import ImgpipeError
 from imgpipe.imaging.types import ImageFormat
+from imgpipe.services.health import check_backends
 
 __all__ = ["create_app"]
 
@@ -72,9 +71,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     async def ready(request: Request) -> Any:
         svc: Services = request.app.state.services
-        checks = {"database": svc.jobs.ping(), "broker": svc.queue.ping(), "storage": svc.store.ping()}
-        results = await asyncio.gather(*(_check(c) for c in checks.values()))
-        report = dict(zip(checks, results, strict=True))
+        report = await check_backends(jobs=svc.jobs, queue=svc.queue, store=svc.store, within=_READY_TIMEOUT)
         failed = [name for name, result in report.items() if result != "ok"]
         if failed:
             return problems.problem(
@@ -101,14 +98,3 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     return app
 
-
-async def _check(probe: Any) -> str:
-    try:
-        await asyncio.wait_for(probe, _READY_TIMEOUT)
-    except ImgpipeError as exc:
-        return exc.message
-    except TimeoutError:
-        return f"no answer within {_READY_TIMEOUT:g} s"
-    except Exception as exc:  # a readiness probe reports, it does not crash
-        return f"{type(exc).__name__}: {exc}"
-    return "ok"

@@ -70,7 +70,10 @@ def _render(job: Job, request: Request, svc: Services) -> dict[str, Any]:
 )
 async def upload_image(request: Request, svc: Svc) -> JSONResponse:
     received = await receive_upload(
-        request, max_bytes=svc.settings.max_upload_bytes, idle_timeout=svc.settings.upload_idle_timeout_seconds
+        request,
+        max_bytes=svc.settings.max_upload_bytes,
+        idle_timeout=svc.settings.upload_idle_timeout_seconds,
+        total_timeout=svc.settings.upload_timeout_seconds,
     )
     try:
         job = await accept_upload(

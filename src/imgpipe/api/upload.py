@@ -14,18 +14,17 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from imgpipe.domain.errors import PermanentError, UploadTooLarge
-from imgpipe.imaging.sniff import sniff
+from imgpipe.imaging.sniff import HEAD_SIZE, sniff
 
 __all__ = ["BadUpload", "ReceivedFile", "UploadTimeout", "receive_upload"]
 
 FIELD = "file"
 _SPOOL_IN_MEMORY = 1 << 20  # larger uploads spill to a temporary file
-_SNIFF_BYTES = 64
 _ENVELOPE = 256 * 1024  # room for multipart headers and small extra fields
 
 
@@ -36,7 +35,7 @@ class BadUpload(PermanentError):
 
 class UploadTimeout(PermanentError):
     code = "upload_timeout"
-    default_message = "The upload stalled: no data arrived within the idle timeout."
+    default_message = "The upload took too long: it stalled, or trickled past the time limit."
 
 
 @dataclass
@@ -108,8 +107,8 @@ class _Collector:
         if self.size > self.max_bytes:
             raise too_large(self.max_bytes)
         if not self.sniffed:
-            self.head += chunk[: _SNIFF_BYTES - len(self.head)]
-            if len(self.head) >= _SNIFF_BYTES:
+            self.head += chunk[: HEAD_SIZE - len(self.head)]
+            if len(self.head) >= HEAD_SIZE:
                 self._sniff()
         self.hash.update(chunk)
         self.spool.write(chunk)
@@ -134,7 +133,9 @@ def too_large(max_bytes: int) -> UploadTooLarge:
     return UploadTooLarge(f"The upload is larger than the limit of {mib:g} MiB ({max_bytes} bytes).")
 
 
-async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: float) -> ReceivedFile:
+async def receive_upload(
+    request: Request, *, max_bytes: int, idle_timeout: float, total_timeout: float
+) -> ReceivedFile:
     """Raise UploadTooLarge, UnsupportedImage, BadUpload or UploadTimeout; the caller owns the file."""
     kind, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -146,16 +147,18 @@ async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: floa
         raise too_large(max_bytes)
 
     collector = _Collector(max_bytes)
-    # Generous header size: a 10,000-character filename must reach sanitising, not break parsing.
-    parser = MultipartParser(boundary, collector.callbacks(), max_header_size=64 * 1024)
     received = 0
     loop = asyncio.get_running_loop()
     try:
-        # One timeout for the whole body, pushed back by every chunk that arrives: a client
-        # that stops sending is cut off, one that keeps sending is not.
-        async with asyncio.timeout(idle_timeout) as idle:
+        # Generous header size: a 10,000-character filename must reach sanitising, not break parsing.
+        parser = MultipartParser(boundary, collector.callbacks(), max_header_size=64 * 1024)
+        # One timeout for the whole body, pushed back by every chunk that arrives but never
+        # past the overall deadline: a client that stops sending is cut off, and so is one
+        # that trickles a byte now and then to hold the connection.
+        deadline = loop.time() + total_timeout
+        async with asyncio.timeout_at(min(deadline, loop.time() + idle_timeout)) as idle:
             async for chunk in request.stream():
-                idle.reschedule(loop.time() + idle_timeout)
+                idle.reschedule(min(deadline, loop.time() + idle_timeout))
                 received += len(chunk)
                 if received > envelope_limit:
                     raise too_large(max_bytes)
@@ -167,7 +170,7 @@ async def receive_upload(request: Request, *, max_bytes: int, idle_timeout: floa
     except ClientDisconnect:
         collector.spool.close()
         raise BadUpload("The client closed the connection before the upload finished.") from None
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # malformed body, or a boundary no parser accepts
         collector.spool.close()
         raise BadUpload(f"The multipart body is malformed: {exc}") from exc
     except BaseException:

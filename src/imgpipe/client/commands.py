@@ -154,6 +154,10 @@ def _save(client: ApiClient, job_id: UUID, variant: str, target: Path) -> Path:
             raise
     if target.is_dir():
         target = target / f"{job_id}-{variant}.{_extension(headers.get('content-disposition', ''))}"
+    # A temporary file is private (0600); the saved one gets the usual mode under the umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(part.name, 0o666 & ~umask)
     os.replace(part.name, target)
     return target
 

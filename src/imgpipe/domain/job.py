@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from imgpipe.domain.errors import ImgpipeError
+
 __all__ = [
     "ORIGINAL",
     "Job",
@@ -14,6 +16,7 @@ __all__ = [
     "JobStatus",
     "Variant",
     "can_move",
+    "sources",
 ]
 
 ORIGINAL = "original"  # the variant type of the uploaded bytes, stored as they came
@@ -45,10 +48,19 @@ def can_move(current: JobStatus, target: JobStatus) -> bool:
     return target in _ALLOWED[current]
 
 
+def sources(target: JobStatus) -> frozenset[JobStatus]:
+    """Every status a job may move to ``target`` from (the conditional updates are built on it)."""
+    return frozenset(s for s in JobStatus if can_move(s, target))
+
+
 @dataclass(frozen=True, slots=True)
 class JobError:
     code: str
     message: str
+
+    @classmethod
+    def of(cls, exc: ImgpipeError) -> JobError:
+        return cls(exc.code, exc.message)
 
 
 @dataclass(frozen=True, slots=True)

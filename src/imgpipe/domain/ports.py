@@ -74,17 +74,19 @@ class JobRepository(Protocol):
     async def complete(self, job_id: UUID, attempt: int, variants: list[Variant]) -> bool:
         """PROCESSING -> DONE with the new variants, only if ``attempt`` still holds the job."""
 
-    async def fail(self, job_id: UUID, attempt: int | None, error: JobError) -> bool:
-        """-> FAILED, only if ``attempt`` still holds the job (None: any job not yet final)."""
+    async def fail(self, job_id: UUID, attempt: int, error: JobError) -> bool:
+        """PROCESSING -> FAILED, only if ``attempt`` still holds the job."""
 
     async def release(self, job_id: UUID, attempt: int) -> bool:
         """PROCESSING -> PENDING (hand back), marked unpublished so it is queued again."""
 
-    async def due_for_publish(self, *, unpublished_for: timedelta, pending_for: timedelta, limit: int) -> list[UUID]:
+    async def due_for_publish(
+        self, *, unpublished_for: timedelta, pending_for: timedelta, limit: int | None
+    ) -> list[UUID]:
         """PENDING jobs never confirmed to the broker for ``unpublished_for``, or
         waiting at all for longer than ``pending_for`` (their message may be lost)."""
 
-    async def expired_leases(self, limit: int, *, all_processing: bool = False) -> list[StaleJob]:
+    async def expired_leases(self, limit: int | None, *, all_processing: bool = False) -> list[StaleJob]:
         """PROCESSING jobs whose lease ran out (or all of them, when the caller knows
         no worker can be alive: a single-process restart)."""
 

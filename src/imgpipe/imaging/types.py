@@ -24,6 +24,15 @@ class ImageFormat(StrEnum):
     def content_type(self) -> str:
         return _CONTENT_TYPES[self]
 
+    @property
+    def extension(self) -> str:
+        """The file name extension object keys get (the key is the server's, never the client's)."""
+        return _EXTENSIONS[self]
+
+    @classmethod
+    def of_content_type(cls, content_type: str) -> ImageFormat:
+        return next(f for f, t in _CONTENT_TYPES.items() if t == content_type)
+
 
 _CONTENT_TYPES = {
     ImageFormat.JPEG: "image/jpeg",
@@ -34,6 +43,17 @@ _CONTENT_TYPES = {
     ImageFormat.BMP: "image/bmp",
     ImageFormat.HEIF: "image/heic",
     ImageFormat.AVIF: "image/avif",
+}
+
+_EXTENSIONS = {
+    ImageFormat.JPEG: "jpg",
+    ImageFormat.PNG: "png",
+    ImageFormat.WEBP: "webp",
+    ImageFormat.GIF: "gif",
+    ImageFormat.TIFF: "tif",
+    ImageFormat.BMP: "bmp",
+    ImageFormat.HEIF: "heic",
+    ImageFormat.AVIF: "avif",
 }
 
 
@@ -86,5 +106,5 @@ class Rendered:
     height: int
 
     @property
-    def extension(self) -> str:
-        return {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}[self.content_type]
+    def format(self) -> ImageFormat:
+        return ImageFormat.of_content_type(self.content_type)

@@ -36,7 +36,7 @@ class Outcome(StrEnum):
 def variant_key(job_id: UUID, spec: VariantSpec, rendered: Rendered) -> str:
     # Deterministic: a retried or duplicated job overwrites the same object,
     # so a DONE job has exactly one object per variant.
-    return f"{job_id}/{spec.name}.{rendered.extension}"
+    return f"{job_id}/{spec.name}.{rendered.format.extension}"
 
 
 async def process_job(
@@ -56,8 +56,7 @@ async def process_job(
         return Outcome.SKIPPED
     context = {"job_id": str(job_id), "attempt": job.attempts}
     if job.attempts > policy.max_attempts:
-        crashed = ProcessingCrashed()
-        await jobs.fail(job_id, job.attempts, JobError(crashed.code, crashed.message))
+        await jobs.fail(job_id, job.attempts, JobError.of(ProcessingCrashed()))
         log.error("job failed: attempts exhausted", extra=context)
         return Outcome.FAILED
 
@@ -67,7 +66,7 @@ async def process_job(
             made = await _make_variants(job, store=store, kernel=kernel, policy=policy)
     except (PermanentError, StoreUnavailable) as exc:
         # Storage still away after the bounded retries fails the job, as corrupt data does.
-        await jobs.fail(job_id, job.attempts, JobError(exc.code, exc.message))
+        await jobs.fail(job_id, job.attempts, JobError.of(exc))
         log.warning("job failed", extra={**context, "code": exc.code, "error": exc.message})
         return Outcome.FAILED
     except asyncio.CancelledError:
@@ -106,7 +105,7 @@ async def _make_variants(job: Job, *, store: ObjectStore, kernel: Kernel, policy
                 bucket=policy.bucket_processed,
                 key=key,
                 content_type=rendered.content_type,
-                format=rendered.extension,
+                format=rendered.format.value,
                 width=rendered.width,
                 height=rendered.height,
                 bytes=len(rendered.data),

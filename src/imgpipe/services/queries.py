@@ -13,7 +13,8 @@ from imgpipe.domain.ports import JobRepository, ObjectStore, ObjectStream, Page
 
 __all__ = ["get_job", "list_jobs", "open_variant", "wait_for_change"]
 
-_POLL_SECONDS = 0.2
+_FIRST_POLL_SECONDS = 0.1
+_LAST_POLL_SECONDS = 1.0
 
 
 async def get_job(job_id: UUID, *, jobs: JobRepository) -> Job:
@@ -27,8 +28,11 @@ async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float) -
     """The job as soon as its status differs from now (or it is final), or after ``within`` seconds."""
     job = await get_job(job_id, jobs=jobs)
     deadline = time.monotonic() + within
+    pause = _FIRST_POLL_SECONDS
     while not job.status.is_final and time.monotonic() < deadline:
-        await asyncio.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        # Quick at first (most jobs take well under a second), then gentler on the database.
+        pause = min(pause * 1.5, _LAST_POLL_SECONDS)
         latest = await get_job(job_id, jobs=jobs)
         if latest.status != job.status:
             return latest

@@ -37,12 +37,14 @@ async def reconcile(
     else can hold a job) takes back every PROCESSING job and republishes every
     PENDING one at once.
     """
+    # A regular sweep takes a batch at a time; a restart takes everything at once (the
+    # in-process queue it replaces held all of them).
+    batch = None if everything else _BATCH
     failed = 0
     released = []
-    for stale in await jobs.expired_leases(_BATCH, all_processing=everything):
+    for stale in await jobs.expired_leases(batch, all_processing=everything):
         if stale.attempts >= policy.max_attempts:
-            crashed = ProcessingCrashed()
-            if await jobs.fail(stale.id, stale.attempts, JobError(crashed.code, crashed.message)):
+            if await jobs.fail(stale.id, stale.attempts, JobError.of(ProcessingCrashed())):
                 failed += 1
                 log.error("job failed: lease expired on its last attempt", extra={"job_id": str(stale.id)})
         elif await jobs.release(stale.id, stale.attempts):
@@ -53,7 +55,7 @@ async def reconcile(
     due = await jobs.due_for_publish(
         unpublished_for=zero if everything else policy.republish_after,
         pending_for=zero if everything else policy.requeue_pending_after,
-        limit=_BATCH,
+        limit=batch,
     )
     republished = 0
     for job_id in dict.fromkeys([*released, *due]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -21,17 +22,6 @@ __all__ = ["Upload", "accept_upload", "original_key"]
 
 log = logging.getLogger(__name__)
 
-_EXTENSIONS = {
-    ImageFormat.JPEG: "jpg",
-    ImageFormat.PNG: "png",
-    ImageFormat.WEBP: "webp",
-    ImageFormat.GIF: "gif",
-    ImageFormat.TIFF: "tif",
-    ImageFormat.BMP: "bmp",
-    ImageFormat.HEIF: "heic",
-    ImageFormat.AVIF: "avif",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Upload:
@@ -45,7 +35,7 @@ class Upload:
 
 def original_key(job_id: UUID, fmt: ImageFormat) -> str:
     # Server-made keys only: the client's filename never reaches storage.
-    return f"{job_id}.{_EXTENSIONS[fmt]}"
+    return f"{job_id}.{fmt.extension}"
 
 
 async def accept_upload(
@@ -54,8 +44,8 @@ async def accept_upload(
     """Raise the image's PermanentError (nothing stored) or a RetryableError (nothing left behind)."""
     if upload.size == 0:
         raise EmptyUpload()
-    # Inline, not in a thread: the probe reads a few kilobytes of header, the hop would cost more.
-    info = probe(upload.file, policy.limits)
+    # In a thread: most headers take microseconds, but a GIF's frames are walked one by one.
+    info = await asyncio.to_thread(probe, upload.file, policy.limits)
 
     job_id = uuid4()
     now = datetime.now(UTC)

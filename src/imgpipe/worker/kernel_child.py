@@ -1,6 +1,6 @@
 """The kernel child process: read a request frame on stdin, render, write the reply frame on stdout.
 
-Run as ``python -m imgpipe.worker.kernel_child MAX_PIXELS THREADS``. It exits
+Run as ``python -m imgpipe.worker.kernel_child MAX_PIXELS``. It exits
 when its stdin closes, so it never outlives the worker that started it.
 """
 
@@ -43,7 +43,7 @@ def _rss_bytes() -> int:
         return 0
 
 
-def serve(max_pixels: int, threads: int) -> None:
+def serve(max_pixels: int) -> None:
     from imgpipe.domain.errors import ImgpipeError
     from imgpipe.imaging import kernel
     from imgpipe.imaging.types import Limits, VariantSpec
@@ -53,7 +53,8 @@ def serve(max_pixels: int, threads: int) -> None:
     # Keep the protocol pipe to ourselves: anything a native library prints goes to stderr.
     reply_fd = os.dup(1)
     os.dup2(2, 1)
-    kernel.configure(threads=threads)
+    # One libvips thread: the pool runs one process per core, which is the parallel work.
+    kernel.configure(threads=1)
     limits = Limits(max_pixels=max_pixels)
 
     while True:
@@ -78,4 +79,4 @@ def serve(max_pixels: int, threads: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]))
+    serve(int(sys.argv[1]))

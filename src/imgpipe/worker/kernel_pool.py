@@ -30,7 +30,6 @@ _PIPE_SLICE = 1 << 20
 class _Child:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
-        self.jobs = 0
         self.broken = False  # an exchange was cut short: the pipe is out of step
 
     @property
@@ -54,13 +53,11 @@ class ProcessKernel:
         limits: Limits,
         timeout_seconds: float,
         max_rss_bytes: int = 1 << 30,
-        threads_per_process: int = 1,
     ) -> None:
         self._size = processes
         self._limits = limits
         self._timeout = timeout_seconds
         self._max_rss = max_rss_bytes
-        self._threads = threads_per_process
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._all: set[_Child] = set()
 
@@ -80,9 +77,6 @@ class ProcessKernel:
                 await child.kill()
         self._all.clear()
 
-    @property
-    def pids(self) -> list[int]:
-        return [c.proc.pid for c in self._all if c.alive]
 
     async def _spawn(self) -> _Child:
         proc = await asyncio.create_subprocess_exec(
@@ -90,7 +84,6 @@ class ProcessKernel:
             "-m",
             "imgpipe.worker.kernel_child",
             str(self._limits.max_pixels),
-            str(self._threads),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -120,11 +113,11 @@ class ProcessKernel:
                     child.proc.kill()
                 raise
             except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
-                code = await child.proc.wait()
+                await child.kill()  # it may have closed its pipe without exiting: make sure
+                code = child.proc.returncode
                 log.error("kernel process died", extra={"pid": child.proc.pid, "returncode": code})
                 child = await self._replace(child)
                 raise ProcessingCrashed(f"The image kernel process died (exit status {code}).") from exc
-            child.jobs += 1
             if int(str(reply.get("rss", 0))) > self._max_rss:
                 log.info("kernel process recycled after growing", extra={"pid": child.proc.pid, "rss": reply["rss"]})
                 child = await self._replace(child)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
 from dataclasses import dataclass
 
-from imgpipe.adapters.queue.message import MalformedMessage, decode
-from imgpipe.domain.errors import JobNotFound, RetryableError
+from imgpipe.domain.errors import DatabaseUnavailable, JobNotFound, RetryableError
+from imgpipe.domain.message import MalformedMessage, decode
 from imgpipe.domain.ports import Delivery, JobQueue, JobRepository, Kernel, ObjectStore
 from imgpipe.services.policy import Policy
 from imgpipe.services.processing import process_job
@@ -34,17 +34,31 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event, *, recover_everything: bool = False) -> None:
-        """Work until ``stop`` is set, then drain within the grace period."""
-        sweeper = asyncio.create_task(self._sweep_forever(recover_everything), name="reconciler")
-        consumer = await self.queue.consume(self._handle, self.prefetch)
-        log.info("worker consuming", extra={"prefetch": self.prefetch})
+        """Work until ``stop`` is set, then drain within the grace period.
+
+        With ``recover_everything`` (a single-process restart) the first sweep takes back
+        every unfinished job before any message is consumed, so it cannot race a claim.
+        """
+        if recover_everything:
+            await self._sweep(everything=True)
+        sweeper = asyncio.create_task(self._sweep_forever(), name="reconciler")
+        consumer = None
         try:
-            await stop.wait()
+            # The broker may be away at start: keep listening for stop while waiting for it.
+            consuming = asyncio.ensure_future(self.queue.consume(self._handle, self.prefetch))
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if consuming.done():
+                consumer = consuming.result()
+                log.info("worker consuming", extra={"prefetch": self.prefetch})
+                await stopping
+            else:
+                consuming.cancel()
         finally:
-            await consumer.cancel()
+            if consumer is not None:
+                await consumer.cancel()
             sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            await asyncio.gather(sweeper, return_exceptions=True)
             await self._drain()
 
     async def _drain(self) -> None:
@@ -58,14 +72,28 @@ class Worker:
             await asyncio.wait(late)
             log.warning("grace period over, jobs handed back", extra={"jobs": len(late)})
 
-    async def _sweep_forever(self, everything: bool) -> None:
+    async def _sweep_forever(self) -> None:
         while True:
-            try:
-                await reconcile(jobs=self.jobs, queue=self.queue, policy=self.policy, everything=everything)
-            except RetryableError as exc:
-                log.warning("reconcile sweep skipped", extra={"error": exc.message})
-            everything = False
             await asyncio.sleep(self.reconcile_interval)
+            await self._sweep(everything=False)
+
+    async def _sweep(self, *, everything: bool) -> None:
+        # Never let a sweep's failure end the sweeping: lost jobs would stay lost.
+        try:
+            await reconcile(jobs=self.jobs, queue=self.queue, policy=self.policy, everything=everything)
+        except RetryableError as exc:
+            log.warning("reconcile sweep skipped", extra={"error": exc.message})
+        except Exception:
+            log.exception("reconcile sweep failed")
+
+    async def _until_the_database_answers(self) -> None:
+        for attempt in itertools.count(1):
+            await asyncio.sleep(self.policy.backoff(attempt))
+            try:
+                await self.jobs.ping()
+                return
+            except DatabaseUnavailable:
+                continue
 
     async def _handle(self, delivery: Delivery) -> None:
         task = asyncio.current_task()
@@ -98,9 +126,15 @@ class Worker:
         except asyncio.CancelledError:
             await asyncio.shield(delivery.retry())
             raise
+        except DatabaseUnavailable as exc:
+            # Hold the message until the database answers again: given back at once, it
+            # would spend the delivery limit of a healthy job on an outage.
+            log.warning("database away, holding the job", extra={"job_id": str(job_id), "error": exc.message})
+            await self._until_the_database_answers()
+            await delivery.retry()
         except RetryableError as exc:
-            # The database or the kernel is away: give the message back after a pause,
-            # so the retry finds them again (the delivery limit bounds the loop).
+            # The kernel died under the job: give the message back after a pause (the
+            # attempt limit, then the delivery limit, bound the loop).
             log.warning("job will be retried", extra={"job_id": str(job_id), "code": exc.code, "error": exc.message})
             await asyncio.sleep(self.policy.backoff(2))
             await delivery.retry()

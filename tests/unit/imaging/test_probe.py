@@ -469,3 +469,10 @@ def test_the_probe_module_loads_no_native_image_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code, str(CORPUS / "formats/jpeg/flower2.jpg")], check=False)
     assert done.returncode == 0
+
+
+def test_a_gif_split_into_millions_of_tiny_blocks_is_refused_rather_than_walked() -> None:
+    frame = b"," + struct.pack("<HHHH", 0, 0, 4, 4) + b"\x00\x02" + b"\x01\x00" * 2000 + b"\x00"
+    data = b"GIF89a" + struct.pack("<HH", 4, 4) + b"\x00\x00\x00" + frame * 600 + b";"
+    with pytest.raises(ImageTooLarge, match="data blocks"):
+        probe_bytes(data, Limits())

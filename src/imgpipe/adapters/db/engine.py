@@ -80,7 +80,7 @@ class ThreadDatabase:
 Database = AsyncDatabase | ThreadDatabase
 
 
-def open_database(url: str, *, pool_size: int = 5) -> Database:
+def open_database(url: str) -> Database:
     """Build (but do not connect) the database for ``url`` (``postgresql+psycopg://`` or ``sqlite://``)."""
     if url.startswith("sqlite"):
         path = make_url(url).database
@@ -93,8 +93,8 @@ def open_database(url: str, *, pool_size: int = 5) -> Database:
     return AsyncDatabase(
         create_async_engine(
             url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            pool_size=5,
+            max_overflow=5,
             pool_pre_ping=True,
             pool_timeout=5,
             connect_args={"connect_timeout": 5},

@@ -21,7 +21,7 @@ from imgpipe.adapters.db.engine import Database
 from imgpipe.adapters.db.rows import jobs_with_variants, variant_row
 from imgpipe.adapters.db.tables import jobs, variants
 from imgpipe.domain.errors import DatabaseUnavailable, JobNotFound
-from imgpipe.domain.job import Job, JobError, JobStatus, Variant
+from imgpipe.domain.job import Job, JobError, JobStatus, Variant, sources
 from imgpipe.domain.ports import Page, StaleJob
 
 __all__ = ["SqlJobRepository"]
@@ -39,6 +39,10 @@ def _held(job_id: UUID, attempt: int) -> tuple[Any, ...]:
     # The attempt number is the fencing token: a worker that lost its lease (and whose
     # job another worker took over) can no longer write.
     return (jobs.c.id == job_id, jobs.c.status == PROCESSING, jobs.c.attempts == attempt)
+
+
+def _values(statuses: frozenset[JobStatus]) -> list[str]:
+    return sorted(s.value for s in statuses)
 
 
 def _changed(statement: Any) -> Callable[[Connection], bool]:
@@ -100,8 +104,10 @@ class SqlJobRepository:
             self._flushing = asyncio.create_task(self._flush_soon(), name="mark-published")
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(_FLUSH_DELAY)
-        await self.flush()
+        # Until the buffer stays empty: ids added during a write go out with the next one.
+        while self._confirmed:
+            await asyncio.sleep(_FLUSH_DELAY)
+            await self.flush()
 
     async def flush(self) -> None:
         ids, self._confirmed = list(self._confirmed), set()
@@ -128,7 +134,11 @@ class SqlJobRepository:
         holder_gone = true() if takeover else jobs.c.lease_until < now
         statement = (
             update(jobs)
-            .where(jobs.c.id == job_id, or_(jobs.c.status == PENDING, and_(jobs.c.status == PROCESSING, holder_gone)))
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.status.in_(_values(sources(JobStatus.PROCESSING))),  # PENDING, or PROCESSING...
+                or_(jobs.c.status == PENDING, holder_gone),  # ...whose holder is gone
+            )
             .values(
                 status=PROCESSING,
                 attempts=jobs.c.attempts + 1,
@@ -172,16 +182,12 @@ class SqlJobRepository:
 
         return await self._db.run(complete)
 
-    async def fail(self, job_id: UUID, attempt: int | None, error: JobError) -> bool:
+    async def fail(self, job_id: UUID, attempt: int, error: JobError) -> bool:
         now = self._now()
-        where = _held(job_id, attempt) if attempt is not None else (
-            jobs.c.id == job_id,
-            jobs.c.status.in_([PENDING, PROCESSING]),
-        )
         return await self._db.run(
             _changed(
                 update(jobs)
-                .where(*where)
+                .where(*_held(job_id, attempt))
                 .values(
                     status=FAILED,
                     finished_at=now,
@@ -203,7 +209,9 @@ class SqlJobRepository:
             )
         )
 
-    async def due_for_publish(self, *, unpublished_for: timedelta, pending_for: timedelta, limit: int) -> list[UUID]:
+    async def due_for_publish(
+        self, *, unpublished_for: timedelta, pending_for: timedelta, limit: int | None
+    ) -> list[UUID]:
         now = self._now()
         query = (
             select(jobs.c.id)
@@ -230,7 +238,7 @@ class SqlJobRepository:
 
         return await self._db.run(due)
 
-    async def expired_leases(self, limit: int, *, all_processing: bool = False) -> list[StaleJob]:
+    async def expired_leases(self, limit: int | None, *, all_processing: bool = False) -> list[StaleJob]:
         expired = true() if all_processing else jobs.c.lease_until < self._now()
         query = (
             select(jobs.c.id, jobs.c.attempts)

@@ -23,9 +23,9 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from imgpipe.adapters.queue.message import encode
 from imgpipe.config import AmqpSettings
 from imgpipe.domain.errors import BrokerUnavailable
+from imgpipe.domain.message import encode
 from imgpipe.domain.ports import Delivery, QueueStats
 
 __all__ = ["AmqpQueue", "dead_letter_queue_name"]
@@ -82,9 +82,6 @@ class AmqpQueue:
         self._connected = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None
 
-    @property
-    def queue_name(self) -> str:
-        return self._cfg.queue
 
     async def __aenter__(self) -> AmqpQueue:
         try:
@@ -109,16 +106,27 @@ class AmqpQueue:
                 await self._connect()
 
     async def _connect(self) -> None:
+        """Connect, open the publishing channel and declare the queues; all or nothing."""
+        connection: AbstractRobustConnection | None = None
         try:
             connection = await aio_pika.connect_robust(
                 self._cfg.url,
                 timeout=self._cfg.publish_timeout_seconds,
                 client_properties={"connection_name": "imgpipe"},
             )
-        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await self._declare(channel)
+        except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+            await _close_quietly(connection)
+            # Not a blip: the queue exists with other arguments (another delivery limit, say).
+            log.error(
+                "RabbitMQ refused the queue declaration; delete the queue or match its settings",
+                extra={"queue": self._cfg.queue, "error": str(exc)},
+            )
+            raise BrokerUnavailable(f"RabbitMQ refused the queue {self._cfg.queue!r}: {exc}") from exc
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+            await _close_quietly(connection)
             raise BrokerUnavailable(f"RabbitMQ did not answer at connect: {type(exc).__name__}") from exc
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        await self._declare(channel)
         self._connection, self._publish_channel = connection, channel
         self._connected.set()
 
@@ -194,3 +202,9 @@ class AmqpQueue:
         except (OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
             raise BrokerUnavailable(f"RabbitMQ did not answer: {type(exc).__name__}") from exc
         return QueueStats(ready=main.message_count or 0, dead=dead.message_count or 0)
+
+
+async def _close_quietly(connection: AbstractRobustConnection | None) -> None:
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            await connection.close()

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from imgpipe.adapters.queue.message import encode
+from imgpipe.domain.message import encode
 from imgpipe.domain.ports import Delivery, QueueStats
 
 __all__ = ["MemoryQueue"]

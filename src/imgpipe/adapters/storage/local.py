@@ -6,7 +6,8 @@ import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
@@ -45,14 +46,16 @@ class LocalStore:
             raise StoreUnavailable(f"The storage folder {self._root} is missing or not writable.")
 
     async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
-        await asyncio.to_thread(self._write, self._path(bucket, key), lambda f: f.write(data))
+        with _unavailable_on_os_error(bucket, key):
+            await asyncio.to_thread(self._write, self._path(bucket, key), lambda f: f.write(data))
 
     async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], size: int, content_type: str) -> None:
         def copy(out: IO[bytes]) -> None:
             fileobj.seek(0)
             shutil.copyfileobj(fileobj, out, _CHUNK)
 
-        await asyncio.to_thread(self._write, self._path(bucket, key), copy)
+        with _unavailable_on_os_error(bucket, key):
+            await asyncio.to_thread(self._write, self._path(bucket, key), copy)
 
     @staticmethod
     def _write(path: Path, fill: Callable[[IO[bytes]], object]) -> None:
@@ -74,6 +77,8 @@ class LocalStore:
             return await asyncio.to_thread(path.read_bytes)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"No object {bucket}/{key}.") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"The storage folder failed reading {bucket}/{key}: {exc.strerror}") from exc
 
     async def open(self, bucket: str, key: str) -> ObjectStream:
         path = self._path(bucket, key)
@@ -81,6 +86,8 @@ class LocalStore:
             handle = await asyncio.to_thread(path.open, "rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(f"No object {bucket}/{key}.") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"The storage folder failed reading {bucket}/{key}: {exc.strerror}") from exc
         size = os.fstat(handle.fileno()).st_size
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -93,7 +100,8 @@ class LocalStore:
         return ObjectStream(size=size, chunks=chunks())
 
     async def delete(self, bucket: str, key: str) -> None:
-        await asyncio.to_thread(self._path(bucket, key).unlink, missing_ok=True)
+        with _unavailable_on_os_error(bucket, key):
+            await asyncio.to_thread(self._path(bucket, key).unlink, missing_ok=True)
 
     async def list(self, bucket: str, prefix: str = "") -> list[str]:
         def walk() -> list[str]:
@@ -107,3 +115,12 @@ class LocalStore:
 
     def presigned_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
         return None  # the API streams local objects itself
+
+
+@contextmanager
+def _unavailable_on_os_error(bucket: str, key: str) -> Iterator[None]:
+    # A full disk or a lost mount is the storage being away, as a dead S3 server would be.
+    try:
+        yield
+    except OSError as exc:
+        raise StoreUnavailable(f"The storage folder failed writing {bucket}/{key}: {exc.strerror}") from exc

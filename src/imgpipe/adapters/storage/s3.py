@@ -21,7 +21,8 @@ from imgpipe.domain.ports import ObjectStream
 
 __all__ = ["S3Store"]
 
-_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+# A missing key is the object's absence; a missing bucket is storage not (yet) set up: retryable.
+_MISSING = {"NoSuchKey", "404", "NotFound"}
 _ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
 _CHUNK = 256 * 1024
 _PRESIGNED_CACHE = 10_000

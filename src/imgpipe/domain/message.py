@@ -1,4 +1,4 @@
-"""The job message on the wire: a small versioned JSON document naming the job."""
+"""The job message on the wire: a small versioned JSON document naming the job. No I/O lives here."""
 
 from __future__ import annotations
 
