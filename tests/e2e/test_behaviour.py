@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from blake3 import blake3
 from PIL import Image
 
 from imgpipe.imaging.types import Rendered
@@ -67,6 +68,10 @@ def test_a_photo_ends_done_with_an_upright_clean_thumbnail_and_its_metadata(stac
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert (thumb_meta["width"], thumb_meta["height"]) == (256, 171)
     assert len(thumb.content) == thumb_meta["bytes"]
+    # Checksums say what the bytes are: the upload as sent, the thumbnail as served (and its ETag).
+    assert original["checksum"] == job["variants"][0]["checksum"] == f"blake3:{blake3(data).hexdigest()}"
+    assert thumb_meta["checksum"] == f"blake3:{blake3(thumb.content).hexdigest()}"
+    assert thumb.headers["etag"] == f'"{blake3(thumb.content).hexdigest()}"'
     # Clean (no metadata), upright and faithful, as an independent decoder sees the original.
     [row] = [r for r in rows() if r.file == PHOTO]
     assert_upright_and_faithful(row, Rendered(thumb.content, "image/jpeg", 256, 171))

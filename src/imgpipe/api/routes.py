@@ -77,7 +77,7 @@ async def upload_image(request: Request, svc: Svc) -> JSONResponse:
     )
     try:
         job = await accept_upload(
-            Upload(file=received.file, size=received.size, sha256=received.sha256, filename=received.filename),
+            Upload(file=received.file, size=received.size, checksum=received.checksum, filename=received.filename),
             jobs=svc.jobs,
             store=svc.store,
             queue=svc.queue,
@@ -149,7 +149,7 @@ async def get_variant(job_id: str, variant_type: str, svc: Svc) -> StreamingResp
         "Content-Disposition": f'inline; filename="{job.id}-{variant.type}.{extension}"',
         "Cache-Control": "private, max-age=3600",
     }
-    if variant.sha256:
-        headers["ETag"] = f'"{variant.sha256}"'
+    if variant.checksum:
+        headers["ETag"] = f'"{variant.checksum.partition(":")[2]}"'
     # The sniffed type, never the client's: a polyglot is served as the image it claimed to be.
     return StreamingResponse(stream.chunks, media_type=variant.content_type, headers=headers)

@@ -28,7 +28,7 @@ class OriginalOut(BaseModel):
     width: int
     height: int
     bytes: int
-    sha256: str | None
+    checksum: str | None = Field(description="'blake3:' and 64 hex digits (older jobs: 'sha256:...').")
     filename: str | None = Field(description="The client's filename, sanitised; metadata only.")
 
 
@@ -38,6 +38,7 @@ class VariantOut(BaseModel):
     width: int
     height: int
     bytes: int
+    checksum: str | None = Field(description="'blake3:' and 64 hex digits; the download's ETag is the hex part.")
     url: str = Field(description="Streams the bytes through the API, for every storage backend.")
     presigned_url: str | None = Field(
         default=None, description="Direct, short-lived object-storage URL (S3 only), signed for the public endpoint."
@@ -84,13 +85,14 @@ def job_out(job: Job, *, base_url: str, presign: dict[str, str | None]) -> JobOu
 def _original(v: Variant, filename: str | None) -> OriginalOut:
     return OriginalOut(
         content_type=v.content_type, format=v.format, width=v.width, height=v.height,
-        bytes=v.bytes, sha256=v.sha256, filename=filename,
+        bytes=v.bytes, checksum=v.checksum, filename=filename,
     )
 
 
 def _variant(v: Variant, me: str, presigned: str | None) -> VariantOut:
     return VariantOut(
         type=v.type, content_type=v.content_type, width=v.width, height=v.height, bytes=v.bytes,
+        checksum=v.checksum,
         url=f"{me}/variants/{v.type}", presigned_url=presigned,
     )
 

@@ -9,7 +9,6 @@ stops sending is cut off after an idle timeout.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -18,6 +17,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from imgpipe.domain import checksums
 from imgpipe.domain.errors import PermanentError, UploadTooLarge
 from imgpipe.imaging.sniff import HEAD_SIZE, sniff
 
@@ -42,7 +42,7 @@ class UploadTimeout(PermanentError):
 class ReceivedFile:
     file: IO[bytes]
     size: int
-    sha256: str
+    checksum: str
     filename: str | None
 
 
@@ -58,7 +58,7 @@ class _Collector:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
-        self.hash = hashlib.sha256()
+        self.hash = checksums.hasher()
         self.size = 0
         self.found = False
         self.complete = False  # the closing boundary arrived
@@ -184,5 +184,5 @@ async def receive_upload(
         raise BadUpload("The multipart body has no field named 'file'.")
     collector.spool.seek(0)
     return ReceivedFile(
-        file=collector.spool, size=collector.size, sha256=collector.hash.hexdigest(), filename=collector.filename
+        file=collector.spool, size=collector.size, checksum=checksums.label(collector.hash), filename=collector.filename
     )

@@ -74,7 +74,7 @@ class Variant:
     width: int
     height: int
     bytes: int
-    sha256: str | None = None
+    checksum: str | None = None  # "algorithm:hex", see domain.checksums
     format: str | None = None
 
 

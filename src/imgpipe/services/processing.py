@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from uuid import UUID
 
+from imgpipe.domain.checksums import checksum
 from imgpipe.domain.errors import (
     DatabaseUnavailable,
     PermanentError,
@@ -109,7 +109,7 @@ async def _make_variants(job: Job, *, store: ObjectStore, kernel: Kernel, policy
                 width=rendered.width,
                 height=rendered.height,
                 bytes=len(rendered.data),
-                sha256=hashlib.sha256(rendered.data).hexdigest(),
+                checksum=checksum(rendered.data),
             )
         )
     return made

@@ -29,7 +29,7 @@ class Upload:
 
     file: IO[bytes]
     size: int
-    sha256: str
+    checksum: str
     filename: str | None
 
 
@@ -58,7 +58,7 @@ async def accept_upload(
         width=info.width,
         height=info.height,
         bytes=upload.size,
-        sha256=upload.sha256,
+        checksum=upload.checksum,
     )
     await with_retries(
         lambda: store.put_file(original.bucket, original.key, upload.file, upload.size, original.content_type),

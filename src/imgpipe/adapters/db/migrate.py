@@ -28,19 +28,19 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
-async def upgrade(url: str) -> None:
-    """Bring the database at ``url`` to the newest revision (idempotent)."""
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision``, the newest by default (idempotent)."""
     database = open_database(url)
+
+    def run(conn: Connection) -> None:
+        cfg = _config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
     try:
-        await database.run(_upgrade)
+        await database.run(run)
     finally:
         await database.dispose()
-
-
-def _upgrade(conn: Connection) -> None:
-    cfg = _config()
-    cfg.attributes["connection"] = conn
-    command.upgrade(cfg, "head")
 
 
 async def current_revision(database: Database) -> str | None:

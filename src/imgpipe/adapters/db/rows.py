@@ -33,7 +33,7 @@ def jobs_with_variants(conn: Connection, rows: list[Any]) -> list[Job]:
                 width=v["width"],
                 height=v["height"],
                 bytes=v["bytes"],
-                sha256=v["sha256"],
+                checksum=v["checksum"],
             )
         )
     return [_job(r, found[r["id"]]) for r in rows]
@@ -68,6 +68,6 @@ def variant_row(job_id: UUID, v: Variant, at: datetime) -> dict[str, Any]:
         "width": v.width,
         "height": v.height,
         "bytes": v.bytes,
-        "sha256": v.sha256,
+        "checksum": v.checksum,
         "created_at": at,
     }

@@ -88,6 +88,6 @@ variants = Table(
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
     Column("bytes", BigInteger, nullable=False),
-    Column("sha256", String(64)),
+    Column("checksum", String(80)),  # "blake3:<hex>"; older rows "sha256:<hex>"
     Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -48,7 +48,7 @@ class S3Store:
             "read_timeout": cfg.timeout_seconds,
             # imgpipe retries with its own backoff; one quick retry here smooths a blip.
             "retries": {"max_attempts": 2, "mode": "standard"},
-            # imgpipe hashes what it stores itself (sha256 in the database); CRC32 on every
+            # imgpipe hashes what it stores itself (a BLAKE3 checksum in the database); CRC32 on every
             # request and response only costs CPU. Parameters are ours, not user input.
             "request_checksum_calculation": "when_required",
             "response_checksum_validation": "when_required",

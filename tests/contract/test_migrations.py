@@ -1,0 +1,63 @@
+"""The shipped migrations carry existing data forward, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from imgpipe.adapters.db.engine import open_database
+from imgpipe.adapters.db.migrate import upgrade
+from imgpipe.adapters.db.repository import SqlJobRepository
+from imgpipe.adapters.db.tables import jobs
+from imgpipe.config import Settings
+from support.services import require_postgres, throwaway_database
+
+FIRST = "20261127_0001"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield Settings(database_url=f"sqlite:///{tmp_path}/old.db").database.url
+        return
+    with throwaway_database(require_postgres()) as url:
+        yield Settings(database_url=url).database.url
+
+
+async def test_sha256_rows_of_the_first_schema_read_back_as_labelled_checksums(empty_url: str) -> None:
+    await upgrade(empty_url, FIRST)
+    job_id, now, digest = uuid.uuid4(), datetime.now(UTC), "ab" * 32
+    database = open_database(empty_url)
+    try:
+        # Written as the first schema had it: a bare hex sha256 column.
+        def old_rows(conn: Connection) -> None:
+            conn.execute(
+                jobs.insert(),
+                {"id": job_id, "status": "DONE", "created_at": now, "updated_at": now, "attempts": 1},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO variants (job_id, type, bucket, key, content_type, width, height, bytes, sha256,"
+                    " created_at) VALUES (:job, 'original', 'b', 'k.jpg', 'image/jpeg', 4, 3, 9, :digest, :now)"
+                ),
+                {"job": job_id.hex if "sqlite" in empty_url else job_id, "digest": digest, "now": now},
+            )
+
+        await database.run(old_rows)
+    finally:
+        await database.dispose()
+
+    await upgrade(empty_url)
+    database = open_database(empty_url)
+    try:
+        job = await SqlJobRepository(database).get(job_id)
+    finally:
+        await database.dispose()
+    assert job is not None and job.original is not None
+    assert job.original.checksum == f"sha256:{digest}"
