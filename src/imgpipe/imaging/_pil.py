@@ -1,4 +1,4 @@
-"""The Pillow half of the kernel: AVIF (libavif), HEIC (pillow-heif), BMP, and TIFF layouts libvips refuses."""
+"""The Pillow half of the kernel: JPEG (not CMYK), AVIF (libavif), HEIC (pillow-heif), BMP, odd TIFF layouts."""
 
 from __future__ import annotations
 
@@ -11,13 +11,59 @@ from PIL import Image, ImageCms, ImageOps, TiffImagePlugin
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge
 from imgpipe.imaging._bmp_pixels import decode_bitfields
 from imgpipe.imaging._header import Crop, Header, Mirror, Rotate, Transform
-from imgpipe.imaging.types import Limits, VariantSpec
+from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
 
-__all__ = ["decode_avif", "decode_bmp", "decode_heic", "decode_tiff", "fit_to_srgb"]
+__all__ = ["decode_avif", "decode_bmp", "decode_heic", "decode_tiff", "fit_to_srgb", "open_jpeg", "render_jpeg"]
 
 _T = Image.Transpose
 _ROTATIONS = {1: _T.ROTATE_90, 2: _T.ROTATE_180, 3: _T.ROTATE_270}  # Pillow's turns are anti-clockwise
 _MIRRORS = {0: _T.FLIP_TOP_BOTTOM, 1: _T.FLIP_LEFT_RIGHT}
+
+
+def open_jpeg(data: bytes, limits: Limits) -> Image.Image:
+    """The JPEG's header only (no pixels yet), checked against the limit."""
+    return _open(data, "JPEG", limits)
+
+
+def render_jpeg(image: Image.Image, orientation: int, spec: VariantSpec) -> Rendered:
+    """Grey or YCbCr JPEG to the variant, all in Pillow: one pass through libjpeg-turbo, no pipeline set-up.
+
+    ``draft`` decodes straight to the smallest DCT scale (1/8, 1/4, 1/2) still at least the
+    fitted size, as libvips' shrink-on-load does; the rest works on that small image.
+    Measured on one core (``bench/``'s photographs): 13.6 against 17.4 ms for a 4 MP
+    baseline JPEG through libvips, 22.9 against 26.6 at 12 MP; at 24 MP the two are even.
+    """
+    sideways = orientation >= 5  # stored turned a quarter: fit the box turned too
+    box = (spec.height, spec.width) if sideways else (spec.width, spec.height)
+    fit_w, fit_h = _fit(image.width, image.height, VariantSpec(spec.name, *box, spec.jpeg_quality))
+    image.draft(image.mode, (fit_w, fit_h))
+    image.load()
+    small = fit_to_srgb(image, VariantSpec(spec.name, *box, spec.jpeg_quality))
+    upright = _orient(small, orientation)
+    upright.info.clear()  # or Pillow writes the original's comment (COM) back out
+    out = io.BytesIO()
+    # 4:2:0 chroma smears tiny images (icons, pixel art): keep it full there, as the libvips encoder does.
+    subsampling = 0 if min(upright.size) < 64 else -1
+    upright.save(out, "JPEG", quality=spec.jpeg_quality, optimize=True, subsampling=subsampling)  # no EXIF, no ICC
+    return Rendered(out.getvalue(), ImageFormat.JPEG.content_type, upright.width, upright.height)
+
+
+_ORIENT = {
+    2: (_T.FLIP_LEFT_RIGHT,),
+    3: (_T.ROTATE_180,),
+    4: (_T.FLIP_TOP_BOTTOM,),
+    5: (_T.TRANSPOSE,),
+    6: (_T.ROTATE_270,),
+    7: (_T.TRANSVERSE,),
+    8: (_T.ROTATE_90,),
+}
+
+
+def _orient(image: Image.Image, orientation: int) -> Image.Image:
+    """EXIF orientation 2-8 applied to the pixels."""
+    for step in _ORIENT.get(orientation, ()):
+        image = image.transpose(step)
+    return image
 
 
 def decode_avif(data: bytes, header: Header, limits: Limits) -> Image.Image:
