@@ -129,11 +129,8 @@ async def schema_status(settings: Settings) -> str:
     """"ok" when the database is at the newest migration, else what is wrong."""
     from imgpipe.adapters.db.migrate import current_revision, head_revision
 
-    database = open_database(settings.database.url)
     try:
-        current, head = await current_revision(database), head_revision()
+        current, head = await current_revision(settings.database.url), head_revision()
     except Exception as exc:  # doctor reports, it does not crash
         return f"cannot read the schema revision: {type(exc).__name__}: {exc}"
-    finally:
-        await database.dispose()
     return "ok" if current == head else f"at {current or 'nothing'}, newest is {head}: run `imgpipe migrate`"

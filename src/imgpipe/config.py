@@ -202,7 +202,7 @@ class Settings(BaseSettings):
 
 
 def _database_url(url: str, data_dir: Path) -> str:
-    """Accept the plain URLs people write and pick the async driver imgpipe uses."""
+    """Accept the plain URLs people write; imgpipe speaks psycopg (PostgreSQL) and sqlite3."""
     if not url:
         return f"sqlite:///{(data_dir / 'imgpipe.db').resolve()}"
     scheme, sep, rest = url.partition("://")

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, text
 
 from imgpipe.adapters.db.engine import open_database
 from imgpipe.adapters.db.migrate import upgrade
@@ -33,13 +32,12 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 async def test_sha256_rows_of_the_first_schema_read_back_as_labelled_checksums(empty_url: str) -> None:
     await upgrade(empty_url, FIRST)
     job_id, now, digest = uuid.uuid4(), datetime.now(UTC), "ab" * 32
-    database = open_database(empty_url)
+    # Written through SQLAlchemy, as the first schema had it: a bare hex sha256 column.
+    engine = create_engine(empty_url)
     try:
-        # Written as the first schema had it: a bare hex sha256 column.
-        def old_rows(conn: Connection) -> None:
+        with engine.begin() as conn:
             conn.execute(
-                jobs.insert(),
-                {"id": job_id, "status": "DONE", "created_at": now, "updated_at": now, "attempts": 1},
+                jobs.insert(), {"id": job_id, "status": "DONE", "created_at": now, "updated_at": now, "attempts": 1}
             )
             conn.execute(
                 text(
@@ -48,10 +46,8 @@ async def test_sha256_rows_of_the_first_schema_read_back_as_labelled_checksums(e
                 ),
                 {"job": job_id.hex if "sqlite" in empty_url else job_id, "digest": digest, "now": now},
             )
-
-        await database.run(old_rows)
     finally:
-        await database.dispose()
+        engine.dispose()
 
     await upgrade(empty_url)
     database = open_database(empty_url)
@@ -61,3 +57,5 @@ async def test_sha256_rows_of_the_first_schema_read_back_as_labelled_checksums(e
         await database.dispose()
     assert job is not None and job.original is not None
     assert job.original.checksum == f"sha256:{digest}"
+    # ...and the rows SQLAlchemy's types wrote read back through imgpipe's plain SQL.
+    assert job.id == job_id and job.created_at == now and job.status.value == "DONE"

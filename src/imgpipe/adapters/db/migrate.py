@@ -1,19 +1,26 @@
-"""Apply and inspect the Alembic migrations that ship inside the package."""
+"""Apply and inspect the Alembic migrations that ship inside the package (SQLAlchemy, sync drivers, a thread)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.pool import NullPool
 
-from imgpipe.adapters.db.engine import Database, open_database
+from imgpipe.domain.errors import DatabaseUnavailable
 
 __all__ = ["current_revision", "head_revision", "upgrade"]
 
+T = TypeVar("T")
 _SCRIPTS = Path(__file__).resolve().parent.parent.parent / "migrations"
 
 
@@ -30,18 +37,30 @@ def head_revision() -> str | None:
 
 async def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision``, the newest by default (idempotent)."""
-    database = open_database(url)
 
     def run(conn: Connection) -> None:
         cfg = _config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
+    await asyncio.to_thread(_in_transaction, url, run)
+
+
+async def current_revision(url: str) -> str | None:
+    return await asyncio.to_thread(
+        _in_transaction, url, lambda c: MigrationContext.configure(c).get_current_revision()
+    )
+
+
+def _in_transaction(url: str, fn: Callable[[Connection], T]) -> T:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    args = {} if url.startswith("sqlite") else {"connect_timeout": 5}
+    engine = create_engine(url, poolclass=NullPool, connect_args=args)
     try:
-        await database.run(run)
+        with engine.begin() as conn:
+            return fn(conn)
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable(f"The database did not answer: {type(exc.orig).__name__}") from exc
     finally:
-        await database.dispose()
-
-
-async def current_revision(database: Database) -> str | None:
-    return await database.run(lambda c: MigrationContext.configure(c).get_current_revision())
+        engine.dispose()

@@ -1,4 +1,4 @@
-"""``SqlJobRepository``: the JobRepository port on SQLAlchemy Core, one class for PostgreSQL and SQLite.
+"""``SqlJobRepository``: the JobRepository port in plain SQL, one class for PostgreSQL and SQLite.
 
 Each method is one transaction, run whole by ``Database.run``; every state change is
 a conditional UPDATE, with the attempt number as the fencing token.
@@ -14,85 +14,99 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, insert, or_, select, true, tuple_, update
-from sqlalchemy.engine import Connection
-
-from imgpipe.adapters.db.engine import Database
-from imgpipe.adapters.db.rows import jobs_with_variants, variant_row
-from imgpipe.adapters.db.tables import jobs, variants
+from imgpipe.adapters.db.engine import Database, Tx
+from imgpipe.adapters.db.rows import (
+    INSERT_VARIANT,
+    JOB_COLUMNS,
+    VARIANT_COLUMNS,
+    job_of,
+    jobs_with_variants,
+    variant_of,
+    variant_params,
+)
 from imgpipe.domain.errors import DatabaseUnavailable, JobNotFound
 from imgpipe.domain.job import Job, JobError, JobStatus, Variant, sources
 from imgpipe.domain.ports import Page, StaleJob
 
 __all__ = ["SqlJobRepository"]
 
-PENDING, PROCESSING, DONE, FAILED = (s.value for s in JobStatus)
 log = logging.getLogger(__name__)
 _FLUSH_DELAY = 0.05
+
+# The attempt number is the fencing token: a worker that lost its lease (and whose
+# job another worker took over) can no longer write.
+_HELD = "id = :id AND status = 'PROCESSING' AND attempts = :attempt"
+# PENDING, or PROCESSING whose holder is gone: the states a claim may start from.
+_CLAIMABLE = ", ".join(f"'{s.value}'" for s in sorted(sources(JobStatus.PROCESSING)))
+_GET = (
+    f"SELECT {', '.join('j.' + c for c in JOB_COLUMNS.split(', '))},"
+    f" {', '.join('v.' + c for c in VARIANT_COLUMNS.split(', '))}"
+    " FROM jobs j LEFT JOIN variants v ON v.job_id = j.id WHERE j.id = :id ORDER BY v.created_at, v.type"
+)
+_JOB_WIDTH = len(JOB_COLUMNS.split(", "))
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _held(job_id: UUID, attempt: int) -> tuple[Any, ...]:
-    # The attempt number is the fencing token: a worker that lost its lease (and whose
-    # job another worker took over) can no longer write.
-    return (jobs.c.id == job_id, jobs.c.status == PROCESSING, jobs.c.attempts == attempt)
-
-
-def _values(statuses: frozenset[JobStatus]) -> list[str]:
-    return sorted(s.value for s in statuses)
-
-
-def _changed(statement: Any) -> Callable[[Connection], bool]:
-    return lambda conn: bool(conn.execute(statement).rowcount)
-
-
 class SqlJobRepository:
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self._db = database
+        self._d = database.dialect
         self._now = clock
         self._confirmed: set[UUID] = set()
         self._flushing: asyncio.Task[None] | None = None
 
     async def ping(self) -> None:
-        await self._db.run(lambda conn: conn.execute(select(1)).scalar())
+        await self._db.run(lambda tx: tx.rows("SELECT 1"), write=False)
 
     async def add(self, job: Job) -> None:
+        d = self._d
         row = {
-            "id": job.id,
+            "id": d.id(job.id),
             "status": job.status.value,
-            "created_at": job.created_at,
-            "updated_at": job.updated_at,
+            "created_at": d.at(job.created_at),
+            "updated_at": d.at(job.updated_at),
             "attempts": job.attempts,
             "filename": job.filename,
         }
+        made = [variant_params(d, job.id, v, job.created_at) for v in job.variants]
 
-        def add(conn: Connection) -> None:
-            conn.execute(insert(jobs), row)
-            if job.variants:
-                conn.execute(insert(variants), [variant_row(job.id, v, job.created_at) for v in job.variants])
+        def add(tx: Tx) -> None:
+            tx.execute(
+                "INSERT INTO jobs (id, status, created_at, updated_at, attempts, filename)"
+                " VALUES (:id, :status, :created_at, :updated_at, :attempts, :filename)",
+                row,
+            )
+            if made:
+                tx.many(INSERT_VARIANT, made)
 
         await self._db.run(add)
 
     async def get(self, job_id: UUID) -> Job | None:
-        def get(conn: Connection) -> Job | None:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
-            return jobs_with_variants(conn, [row])[0] if row is not None else None
-
-        return await self._db.run(get)
+        """One statement: the job joined with its variants."""
+        d = self._d
+        rows = await self._db.run(lambda tx: tx.rows(_GET, {"id": d.id(job_id)}), write=False)
+        if not rows:
+            return None
+        found = [variant_of(r[_JOB_WIDTH:]) for r in rows if r[_JOB_WIDTH] is not None]
+        return job_of(d, rows[0][:_JOB_WIDTH], found)
 
     async def list_recent(self, limit: int, before: tuple[datetime, UUID] | None = None) -> Page:
-        query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        d = self._d
+        params: dict[str, Any] = {"limit": limit + 1}
+        where = ""
         if before is not None:
-            query = query.where(tuple_(jobs.c.created_at, jobs.c.id) < tuple_(*before))
+            where = " WHERE (created_at, id) < (:at, :before)"
+            params.update(at=d.at(before[0]), before=d.id(before[1]))
+        query = f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY created_at DESC, id DESC LIMIT :limit"
 
-        def page(conn: Connection) -> tuple[list[Job], bool]:
-            rows = list(conn.execute(query).mappings())
-            return jobs_with_variants(conn, rows[:limit]), len(rows) > limit
+        def page(tx: Tx) -> tuple[list[Job], bool]:
+            rows = tx.rows(query, params)
+            return jobs_with_variants(tx, rows[:limit]), len(rows) > limit
 
-        found, more = await self._db.run(page)
+        found, more = await self._db.run(page, write=False)
         last = found[-1] if found else None
         return Page(jobs=found, next_cursor=(last.created_at, last.id) if more and last else None)
 
@@ -113,9 +127,14 @@ class SqlJobRepository:
         ids, self._confirmed = list(self._confirmed), set()
         if not ids:
             return
-        statement = update(jobs).where(jobs.c.id.in_(ids), jobs.c.status == PENDING).values(published_at=self._now())
+        d = self._d
+        params: dict[str, Any] = {"now": d.at(self._now())}
+        statement = (
+            f"UPDATE jobs SET published_at = :now WHERE {d.in_('id', 'ids', [d.id(i) for i in ids], params)}"
+            " AND status = 'PENDING'"
+        )
         try:
-            await self._db.run(_changed(statement))
+            await self._db.run(lambda tx: tx.execute(statement, params))
         except DatabaseUnavailable as exc:
             log.warning(
                 "could not record confirmed publishes; they may be published again",
@@ -130,120 +149,116 @@ class SqlJobRepository:
         await self.flush()
 
     async def claim(self, job_id: UUID, *, lease: timedelta, takeover: bool) -> Job | None:
+        d = self._d
         now = self._now()
-        holder_gone = true() if takeover else jobs.c.lease_until < now
+        params = {"id": d.id(job_id), "now": d.at(now), "lease": d.at(now + lease)}
+        holder_gone = "" if takeover else " OR lease_until < :now"
         statement = (
-            update(jobs)
-            .where(
-                jobs.c.id == job_id,
-                jobs.c.status.in_(_values(sources(JobStatus.PROCESSING))),  # PENDING, or PROCESSING...
-                or_(jobs.c.status == PENDING, holder_gone),  # ...whose holder is gone
-            )
-            .values(
-                status=PROCESSING,
-                attempts=jobs.c.attempts + 1,
-                lease_until=now + lease,
-                started_at=func.coalesce(jobs.c.started_at, now),
-                updated_at=now,
-            )
-            .returning(*jobs.c)
+            "UPDATE jobs SET status = 'PROCESSING', attempts = attempts + 1, lease_until = :lease,"
+            " started_at = COALESCE(started_at, :now), updated_at = :now"
+            f" WHERE id = :id AND status IN ({_CLAIMABLE})"
+            + ("" if takeover else f" AND (status = 'PENDING'{holder_gone})")
+            + f" RETURNING {JOB_COLUMNS}"
         )
 
-        def claim(conn: Connection) -> Job | None:
-            row = conn.execute(statement).mappings().first()
-            if row is not None:
-                return jobs_with_variants(conn, [row])[0]
-            if conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+        def claim(tx: Tx) -> Job | None:
+            rows = tx.rows(statement, params)
+            if rows:
+                return jobs_with_variants(tx, rows)[0]
+            if not tx.rows("SELECT 1 FROM jobs WHERE id = :id", {"id": params["id"]}):
                 raise JobNotFound(f"No job has the id {job_id}.")
             return None
 
         return await self._db.run(claim)
 
     async def extend_lease(self, job_id: UUID, attempt: int, lease: timedelta) -> bool:
+        d = self._d
         now = self._now()
-        return await self._db.run(
-            _changed(update(jobs).where(*_held(job_id, attempt)).values(lease_until=now + lease, updated_at=now))
-        )
+        params = {"id": d.id(job_id), "attempt": attempt, "lease": d.at(now + lease), "now": d.at(now)}
+        statement = f"UPDATE jobs SET lease_until = :lease, updated_at = :now WHERE {_HELD}"
+        return bool(await self._db.run(lambda tx: tx.execute(statement, params)))
 
     async def complete(self, job_id: UUID, attempt: int, made: list[Variant]) -> bool:
+        d = self._d
         now = self._now()
-        done = update(jobs).where(*_held(job_id, attempt)).values(
-            status=DONE, finished_at=now, updated_at=now, lease_until=None
+        params = {"id": d.id(job_id), "attempt": attempt, "now": d.at(now)}
+        rows = [variant_params(d, job_id, v, now) for v in made]
+        done = (
+            f"UPDATE jobs SET status = 'DONE', finished_at = :now, updated_at = :now, lease_until = NULL WHERE {_HELD}"
         )
 
-        def complete(conn: Connection) -> bool:
-            if not conn.execute(done).rowcount:
+        def complete(tx: Tx) -> bool:
+            if not tx.execute(done, params):
                 return False
             # Only the attempt that moves the job to DONE records variants, and DONE is
             # final: there is never an older row of these types to replace.
-            if made:
-                conn.execute(insert(variants), [variant_row(job_id, v, now) for v in made])
+            if rows:
+                tx.many(INSERT_VARIANT, rows)
             return True
 
         return await self._db.run(complete)
 
     async def fail(self, job_id: UUID, attempt: int, error: JobError) -> bool:
-        now = self._now()
-        return await self._db.run(
-            _changed(
-                update(jobs)
-                .where(*_held(job_id, attempt))
-                .values(
-                    status=FAILED,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_until=None,
-                    error_code=error.code,
-                    error_message=error.message,
-                )
-            )
+        d = self._d
+        params = {
+            "id": d.id(job_id),
+            "attempt": attempt,
+            "now": d.at(self._now()),
+            "code": error.code,
+            "message": error.message,
+        }
+        statement = (
+            "UPDATE jobs SET status = 'FAILED', finished_at = :now, updated_at = :now, lease_until = NULL,"
+            f" error_code = :code, error_message = :message WHERE {_HELD}"
         )
+        return bool(await self._db.run(lambda tx: tx.execute(statement, params)))
 
     async def release(self, job_id: UUID, attempt: int) -> bool:
-        now = self._now()
-        return await self._db.run(
-            _changed(
-                update(jobs)
-                .where(*_held(job_id, attempt))
-                .values(status=PENDING, lease_until=None, published_at=None, updated_at=now)
-            )
+        d = self._d
+        params = {"id": d.id(job_id), "attempt": attempt, "now": d.at(self._now())}
+        statement = (
+            "UPDATE jobs SET status = 'PENDING', lease_until = NULL, published_at = NULL, updated_at = :now"
+            f" WHERE {_HELD}"
         )
+        return bool(await self._db.run(lambda tx: tx.execute(statement, params)))
 
     async def due_for_publish(
         self, *, unpublished_for: timedelta, pending_for: timedelta, limit: int | None
     ) -> list[UUID]:
+        d = self._d
         now = self._now()
+        params: dict[str, Any] = {
+            "now": d.at(now),
+            "unpublished": d.at(now - unpublished_for),
+            "pending": d.at(now - pending_for),
+        }
         query = (
-            select(jobs.c.id)
-            .where(
-                jobs.c.status == PENDING,
-                or_(
-                    and_(jobs.c.published_at.is_(None), jobs.c.updated_at < now - unpublished_for),
-                    jobs.c.updated_at < now - pending_for,
-                ),
-            )
-            .order_by(jobs.c.created_at)
-            .limit(limit)
-            # Several workers sweep at once: each due job goes to one of them (PostgreSQL;
-            # SQLite has a single writer anyway).
-            .with_for_update(skip_locked=True)
+            "SELECT id FROM jobs WHERE status = 'PENDING'"
+            " AND ((published_at IS NULL AND updated_at < :unpublished) OR updated_at < :pending)"
+            " ORDER BY created_at" + (f" LIMIT {int(limit)}" if limit is not None else "") + d.skip_locked
         )
 
-        def due(conn: Connection) -> list[UUID]:
-            ids = list(conn.execute(query).scalars())
+        def due(tx: Tx) -> list[Any]:
+            ids = [r[0] for r in tx.rows(query, params)]
             if ids:
                 # Restart the clock so the next sweep does not publish them again at once.
-                conn.execute(update(jobs).where(jobs.c.id.in_(ids), jobs.c.status == PENDING).values(updated_at=now))
+                touch: dict[str, Any] = {"now": params["now"]}
+                tx.execute(
+                    f"UPDATE jobs SET updated_at = :now WHERE {d.in_('id', 'ids', ids, touch)} AND status = 'PENDING'",
+                    touch,
+                )
             return ids
 
-        return await self._db.run(due)
+        return [d.read_id(i) for i in await self._db.run(due)]
 
     async def expired_leases(self, limit: int | None, *, all_processing: bool = False) -> list[StaleJob]:
-        expired = true() if all_processing else jobs.c.lease_until < self._now()
+        d = self._d
+        params = {"now": d.at(self._now())}
         query = (
-            select(jobs.c.id, jobs.c.attempts)
-            .where(jobs.c.status == PROCESSING, expired)
-            .order_by(jobs.c.lease_until)
-            .limit(limit)
+            "SELECT id, attempts FROM jobs WHERE status = 'PROCESSING'"
+            + ("" if all_processing else " AND lease_until < :now")
+            + " ORDER BY lease_until"
+            + (f" LIMIT {int(limit)}" if limit is not None else "")
         )
-        return await self._db.run(lambda conn: [StaleJob(id=r.id, attempts=r.attempts) for r in conn.execute(query)])
+        rows = await self._db.run(lambda tx: tx.rows(query, params), write=False)
+        return [StaleJob(id=d.read_id(r[0]), attempts=r[1]) for r in rows]
