@@ -69,22 +69,25 @@ def _render(job: Job, request: Request, svc: Services) -> dict[str, Any]:
     responses={k: v for k, v in PROBLEM_RESPONSES.items() if k != 404},
 )
 async def upload_image(request: Request, svc: Svc) -> JSONResponse:
-    received = await receive_upload(
-        request,
-        max_bytes=svc.settings.max_upload_bytes,
-        idle_timeout=svc.settings.upload_idle_timeout_seconds,
-        total_timeout=svc.settings.upload_timeout_seconds,
-    )
+    # Straight into the store as it arrives: for the folder store, accepting it is a rename.
+    staged = svc.store.stage(svc.policy.bucket_original)
     try:
+        received = await receive_upload(
+            request,
+            staged,
+            max_bytes=svc.settings.max_upload_bytes,
+            idle_timeout=svc.settings.upload_idle_timeout_seconds,
+            total_timeout=svc.settings.upload_timeout_seconds,
+        )
         job = await accept_upload(
-            Upload(file=received.file, size=received.size, checksum=received.checksum, filename=received.filename),
+            Upload(staged=staged, size=received.size, checksum=received.checksum, filename=received.filename),
             jobs=svc.jobs,
             store=svc.store,
             queue=svc.queue,
             policy=svc.policy,
         )
     finally:
-        received.file.close()
+        await staged.discard()  # a no-op once committed
     body = _render(job, request, svc)
     return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})
 

@@ -1,4 +1,4 @@
-"""Receive a multipart upload as a stream: spool the ``file`` field to disk, count, hash and sniff it as it comes.
+"""Receive a multipart upload as a stream: stage the ``file`` field in the store, count, hash and sniff it as it comes.
 
 Nothing is buffered whole. The byte limit is enforced while reading (a lying or
 missing Content-Length changes nothing), the format is sniffed from the first
@@ -9,9 +9,8 @@ stops sending is cut off after an idle timeout.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -19,12 +18,12 @@ from starlette.requests import ClientDisconnect, Request
 
 from imgpipe.domain import checksums
 from imgpipe.domain.errors import PermanentError, UploadTooLarge
+from imgpipe.domain.ports import Staged
 from imgpipe.imaging.sniff import HEAD_SIZE, sniff
 
 __all__ = ["BadUpload", "ReceivedFile", "UploadTimeout", "receive_upload"]
 
 FIELD = "file"
-_SPOOL_IN_MEMORY = 1 << 20  # larger uploads spill to a temporary file
 _ENVELOPE = 256 * 1024  # room for multipart headers and small extra fields
 
 
@@ -40,7 +39,8 @@ class UploadTimeout(PermanentError):
 
 @dataclass
 class ReceivedFile:
-    file: IO[bytes]
+    """What arrived in the ``file`` field; its bytes are in the staged object the caller passed."""
+
     size: int
     checksum: str
     filename: str | None
@@ -55,9 +55,9 @@ class _Part:
 class _Collector:
     """Multipart callbacks that keep only the first ``file`` field."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, sink: Staged) -> None:
         self.max_bytes = max_bytes
-        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+        self.sink = sink
         self.hash = checksums.hasher()
         self.size = 0
         self.found = False
@@ -111,7 +111,7 @@ class _Collector:
             if len(self.head) >= HEAD_SIZE:
                 self._sniff()
         self.hash.update(chunk)
-        self.spool.write(chunk)
+        self.sink.write(chunk)
 
     def _sniff(self) -> None:
         self.sniffed = True
@@ -134,9 +134,9 @@ def too_large(max_bytes: int) -> UploadTooLarge:
 
 
 async def receive_upload(
-    request: Request, *, max_bytes: int, idle_timeout: float, total_timeout: float
+    request: Request, sink: Staged, *, max_bytes: int, idle_timeout: float, total_timeout: float
 ) -> ReceivedFile:
-    """Raise UploadTooLarge, UnsupportedImage, BadUpload or UploadTimeout; the caller owns the file."""
+    """Raise UploadTooLarge, UnsupportedImage, BadUpload or UploadTimeout; the caller commits or discards ``sink``."""
     kind, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -146,7 +146,7 @@ async def receive_upload(
     if declared is not None and declared.isdigit() and int(declared) > envelope_limit:
         raise too_large(max_bytes)
 
-    collector = _Collector(max_bytes)
+    collector = _Collector(max_bytes, sink)
     received = 0
     loop = asyncio.get_running_loop()
     try:
@@ -165,24 +165,13 @@ async def receive_upload(
                 parser.write(chunk)
         parser.finalize()
     except TimeoutError:
-        collector.spool.close()
         raise UploadTimeout() from None
     except ClientDisconnect:
-        collector.spool.close()
         raise BadUpload("The client closed the connection before the upload finished.") from None
     except FormParserError as exc:  # malformed body, or a boundary no parser accepts
-        collector.spool.close()
         raise BadUpload(f"The multipart body is malformed: {exc}") from exc
-    except BaseException:
-        collector.spool.close()
-        raise
     if not collector.complete:
-        collector.spool.close()
         raise BadUpload("The multipart body ended before its closing boundary: the upload is incomplete.")
     if not collector.found:
-        collector.spool.close()
         raise BadUpload("The multipart body has no field named 'file'.")
-    collector.spool.seek(0)
-    return ReceivedFile(
-        file=collector.spool, size=collector.size, checksum=checksums.label(collector.hash), filename=collector.filename
-    )
+    return ReceivedFile(size=collector.size, checksum=checksums.label(collector.hash), filename=collector.filename)

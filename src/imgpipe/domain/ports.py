@@ -22,6 +22,7 @@ __all__ = [
     "Page",
     "QueueStats",
     "StaleJob",
+    "Staged",
 ]
 
 
@@ -99,6 +100,25 @@ class ObjectStream:
     chunks: AsyncIterator[bytes]
 
 
+class Staged(Protocol):
+    """An object being written as its bytes arrive, invisible until ``commit`` names it.
+
+    ``write`` runs on the event loop for each received chunk and must stay cheap (a
+    buffered or page-cache write). Exactly one of ``commit`` or ``discard`` ends it.
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+    def reader(self) -> IO[bytes]:
+        """What was written, readable from the start (the caller seeks and reads, never writes)."""
+
+    async def commit(self, key: str, content_type: str) -> None:
+        """Store it under ``key`` atomically and durably; may be retried after StoreUnavailable."""
+
+    async def discard(self) -> None:
+        """Drop it; idempotent, and a no-op after a commit."""
+
+
 class ObjectStore(Protocol):
     """Buckets of immutable objects under server-chosen keys.
     Raise ``ObjectNotFound`` for a missing key and ``StoreUnavailable`` when the
@@ -110,8 +130,8 @@ class ObjectStore(Protocol):
     async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         """Store atomically: readers see the old object or the new one, never a part."""
 
-    async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], size: int, content_type: str) -> None:
-        """Like put, streaming from a seekable file positioned anywhere (read from 0)."""
+    def stage(self, bucket: str) -> Staged:
+        """Start an object in ``bucket`` whose key is decided once all of it has arrived."""
 
     async def get(self, bucket: str, key: str) -> bytes: ...
 

@@ -7,13 +7,12 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO
 from uuid import UUID, uuid4
 
 from imgpipe.domain.errors import BrokerUnavailable, EmptyUpload, ImgpipeError
 from imgpipe.domain.filenames import sanitize_filename
 from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
-from imgpipe.domain.ports import JobQueue, JobRepository, ObjectStore
+from imgpipe.domain.ports import JobQueue, JobRepository, ObjectStore, Staged
 from imgpipe.imaging.probe import probe
 from imgpipe.imaging.types import ImageFormat
 from imgpipe.services.policy import Policy, with_retries
@@ -25,9 +24,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """An upload already received in full (spooled, counted and hashed by the API)."""
+    """An upload already received in full (staged in the store, counted and hashed by the API)."""
 
-    file: IO[bytes]
+    staged: Staged
     size: int
     checksum: str
     filename: str | None
@@ -41,11 +40,15 @@ def original_key(job_id: UUID, fmt: ImageFormat) -> str:
 async def accept_upload(
     upload: Upload, *, jobs: JobRepository, store: ObjectStore, queue: JobQueue, policy: Policy
 ) -> Job:
-    """Raise the image's PermanentError (nothing stored) or a RetryableError (nothing left behind)."""
+    """Raise the image's PermanentError (nothing stored) or a RetryableError (nothing left behind).
+
+    Commits ``upload.staged`` under the job's key; the caller discards it whatever happens
+    (a no-op after the commit).
+    """
     if upload.size == 0:
         raise EmptyUpload()
     # In a thread: most headers take microseconds, but a GIF's frames are walked one by one.
-    info = await asyncio.to_thread(probe, upload.file, policy.limits)
+    info = await asyncio.to_thread(probe, upload.staged.reader(), policy.limits)
 
     job_id = uuid4()
     now = datetime.now(UTC)
@@ -61,9 +64,9 @@ async def accept_upload(
         checksum=upload.checksum,
     )
     await with_retries(
-        lambda: store.put_file(original.bucket, original.key, upload.file, upload.size, original.content_type),
+        lambda: upload.staged.commit(original.key, original.content_type),
         policy,
-        "put original",
+        "store original",
     )
     job = Job(
         id=job_id,

@@ -1,10 +1,13 @@
-"""``LocalStore``: buckets as folders under one root; every write is a temp file renamed into place."""
+"""``LocalStore``: buckets as folders under one root; every write is a temp file renamed into place.
+
+An upload is staged straight into its bucket's folder, so accepting it is an fsync and
+a rename: no second copy of the bytes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +18,7 @@ from typing import IO
 from imgpipe.domain.errors import ObjectNotFound, StoreUnavailable
 from imgpipe.domain.ports import ObjectStream
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStaged", "LocalStore"]
 
 _CHUNK = 256 * 1024
 
@@ -49,13 +52,12 @@ class LocalStore:
         with _unavailable_on_os_error(bucket, key):
             await asyncio.to_thread(self._write, self._path(bucket, key), lambda f: f.write(data))
 
-    async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], size: int, content_type: str) -> None:
-        def copy(out: IO[bytes]) -> None:
-            fileobj.seek(0)
-            shutil.copyfileobj(fileobj, out, _CHUNK)
-
-        with _unavailable_on_os_error(bucket, key):
-            await asyncio.to_thread(self._write, self._path(bucket, key), copy)
+    def stage(self, bucket: str) -> LocalStaged:
+        folder = self._root / bucket
+        with _unavailable_on_os_error(bucket, "(staged upload)"):
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+        return LocalStaged(self, bucket, Path(tmp), os.fdopen(fd, "w+b"))
 
     @staticmethod
     def _write(path: Path, fill: Callable[[IO[bytes]], object]) -> None:
@@ -115,6 +117,49 @@ class LocalStore:
 
     def presigned_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
         return None  # the API streams local objects itself
+
+
+class LocalStaged:
+    """A temporary file in the bucket's folder, renamed to its key on commit."""
+
+    def __init__(self, store: LocalStore, bucket: str, tmp: Path, file: IO[bytes]) -> None:
+        self._store = store
+        self._bucket = bucket
+        self._tmp = tmp
+        self._file = file
+        self._ended = False
+
+    def write(self, data: bytes) -> None:
+        with _unavailable_on_os_error(self._bucket, "(staged upload)"):
+            self._file.write(data)
+
+    def reader(self) -> IO[bytes]:
+        self._file.flush()
+        self._file.seek(0)
+        return self._file
+
+    async def commit(self, key: str, content_type: str) -> None:
+        path = self._store._path(self._bucket, key)
+        with _unavailable_on_os_error(self._bucket, key):
+            await asyncio.to_thread(self._commit, path)
+
+    def _commit(self, path: Path) -> None:
+        if self._ended:
+            raise ValueError("this staged object was committed or discarded already")
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._tmp, path)  # atomic: readers see the old object or the new, never a part
+        self._ended = True
+
+    async def discard(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._file.close()
+        await asyncio.to_thread(self._tmp.unlink, missing_ok=True)
 
 
 @contextmanager

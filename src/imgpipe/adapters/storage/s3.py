@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -19,13 +20,14 @@ from imgpipe.config import S3Settings
 from imgpipe.domain.errors import ObjectNotFound, StoreUnavailable
 from imgpipe.domain.ports import ObjectStream
 
-__all__ = ["S3Store"]
+__all__ = ["S3Staged", "S3Store"]
 
 # A missing key is the object's absence; a missing bucket is storage not (yet) set up: retryable.
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
 _CHUNK = 256 * 1024
 _PRESIGNED_CACHE = 10_000
+_SPOOL_IN_MEMORY = 1 << 20  # a larger upload spills to a temporary file
 
 
 class S3Store:
@@ -111,7 +113,10 @@ class S3Store:
     async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         await self._call("put_object", Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
-    async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], size: int, content_type: str) -> None:
+    def stage(self, bucket: str) -> S3Staged:
+        return S3Staged(self, bucket)
+
+    async def _put_file(self, bucket: str, key: str, fileobj: IO[bytes], size: int, content_type: str) -> None:
         fileobj.seek(0)
         await self._call(
             "put_object", Bucket=bucket, Key=key, Body=fileobj, ContentLength=size, ContentType=content_type
@@ -164,3 +169,31 @@ class S3Store:
             self._presigned.clear()
         self._presigned[(bucket, key)] = (url, now)
         return url
+
+
+class S3Staged:
+    """Spooled here (memory, then a temporary file past 1 MiB); one PUT on commit."""
+
+    def __init__(self, store: S3Store, bucket: str) -> None:
+        self._store = store
+        self._bucket = bucket
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise StoreUnavailable(f"Could not spool the upload: {exc.strerror}") from exc
+        self._size += len(data)
+
+    def reader(self) -> IO[bytes]:
+        self._file.seek(0)
+        return self._file
+
+    async def commit(self, key: str, content_type: str) -> None:
+        await self._store._put_file(self._bucket, key, self._file, self._size, content_type)
+        self._file.close()
+
+    async def discard(self) -> None:
+        self._file.close()
