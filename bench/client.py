@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import httpx
+
+from bench.http import Client, client, multipart
 
 __all__ = ["HealthProbe", "JobTimes", "slow_uploads", "upload_all"]
 
@@ -35,18 +40,17 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-async def _upload(client: httpx.AsyncClient, url: str, name: str, data: bytes) -> str:
-    response = await client.post(f"{url}/api/v1/images", files={"file": (name, data, "application/octet-stream")})
-    if response.status_code != 202:
-        raise RuntimeError(f"upload of {name} answered {response.status_code}: {response.text[:300]}")
-    return str(response.json()["id"])
+async def _upload(web: Client, name: str, body: tuple[str, bytes]) -> str:
+    response = await web.request("POST", "/api/v1/images", body[1], {"Content-Type": body[0]})
+    if response.status != 202:
+        raise RuntimeError(f"upload of {name} answered {response.status}: {response.body[:300]!r}")
+    return str(json.loads(response.body)["id"])
 
 
-async def _wait(client: httpx.AsyncClient, url: str, job_id: str, patience: float) -> JobTimes:
+async def _wait(web: Client, job_id: str, patience: float) -> JobTimes:
     deadline = time.monotonic() + patience
     while True:
-        response = await client.get(f"{url}/api/v1/images/{job_id}", params={"wait": 20})
-        job = response.json()
+        job = json.loads((await web.request("GET", f"/api/v1/images/{job_id}?wait=20")).body)
         if job["status"] in _FINAL:
             return JobTimes(
                 job["status"],
@@ -66,24 +70,20 @@ async def _upload_all(
     patience: float,
     on_uploaded: Callable[[], None] | None,
 ) -> tuple[list[JobTimes], float]:
-    limits = httpx.Limits(max_connections=concurrency + 4)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    # Each distinct file is encoded once; copies share the bytes.
+    encoded: dict[int, tuple[str, bytes]] = {}
+    bodies = [encoded.setdefault(id(data), multipart("file", name, data)) for name, data in files]
+    async with client(url, concurrency) as web:
         if sequential:  # one at a time on an idle stack: each waits for the previous one to finish
             done = []
-            for name, data in files:
-                done.append(await _wait(client, url, await _upload(client, url, name, data), patience))
+            for (name, _), body in zip(files, bodies, strict=True):
+                done.append(await _wait(web, await _upload(web, name, body), patience))
             return done, time.monotonic()
-        slots = asyncio.Semaphore(concurrency)
-
-        async def one(name: str, data: bytes) -> str:
-            async with slots:
-                return await _upload(client, url, name, data)
-
-        ids = await asyncio.gather(*(one(n, d) for n, d in files))
+        ids = await asyncio.gather(*(_upload(web, name, body) for (name, _), body in zip(files, bodies, strict=True)))
         uploaded = time.monotonic()
         if on_uploaded is not None:
             on_uploaded()
-        return [await _wait(client, url, job_id, patience) for job_id in ids], uploaded
+        return [await _wait(web, job_id, patience) for job_id in ids], uploaded
 
 
 def upload_all(
@@ -106,7 +106,8 @@ class HealthProbe:
     """``GET /health`` every ``interval`` seconds on its own thread and connection, recording each latency."""
 
     def __init__(self, url: str, interval: float = 0.02) -> None:
-        self._url = f"{url}/health"
+        parts = urlsplit(url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bench-health", daemon=True)
@@ -122,12 +123,18 @@ class HealthProbe:
         self._thread.join()
 
     def _loop(self) -> None:
-        with httpx.Client(timeout=10) as client:
+        # The standard library's client: a probe every 20 ms must not load the cores it measures.
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=10)
+        try:
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 try:
-                    ok = client.get(self._url).status_code == 200
-                except httpx.HTTPError:
+                    conn.request("GET", "/health")
+                    response = conn.getresponse()
+                    response.read()
+                    ok = response.status == 200
+                except (OSError, http.client.HTTPException):
+                    conn.close()
                     ok = False
                 elapsed = time.perf_counter() - t0
                 if ok:
@@ -135,9 +142,11 @@ class HealthProbe:
                 else:
                     self.errors += 1
                 self._stop.wait(max(0.0, self._interval - elapsed))
+        finally:
+            conn.close()
 
 
-async def _slow_upload(client: httpx.AsyncClient, url: str, data: bytes, seconds: float) -> tuple[int, str | None]:
+async def _slow_upload(session: httpx.AsyncClient, url: str, data: bytes, seconds: float) -> tuple[int, str | None]:
     boundary = uuid.uuid4().hex
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
@@ -158,7 +167,7 @@ async def _slow_upload(client: httpx.AsyncClient, url: str, data: bytes, seconds
         "Content-Type": f"multipart/form-data; boundary={boundary}",
         "Content-Length": str(len(head) + len(data) + len(tail)),
     }
-    response = await client.post(f"{url}/api/v1/images", content=body(), headers=headers)
+    response = await session.post(f"{url}/api/v1/images", content=body(), headers=headers)
     job_id = response.json().get("id") if response.status_code == 202 else None
     return response.status_code, job_id
 
@@ -170,12 +179,13 @@ def slow_uploads(url: str, data: bytes, *, count: int, seconds: float) -> tuple[
     """
 
     async def run() -> tuple[list[int], float]:
-        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=count + 2)) as client:
-            answers = list(await asyncio.gather(*(_slow_upload(client, url, data, seconds) for _ in range(count))))
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=count + 2)) as session:
+            answers = list(await asyncio.gather(*(_slow_upload(session, url, data, seconds) for _ in range(count))))
             answered = time.monotonic()
-            for _, job_id in answers:
-                if job_id:
-                    await _wait(client, url, job_id, 300)
+            async with client(url, 1) as web:
+                for _, job_id in answers:
+                    if job_id:
+                        await _wait(web, job_id, 300)
             return [status for status, _ in answers], answered
 
     return asyncio.run(run())

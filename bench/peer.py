@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from bench.corpus import Corpus
+from bench.http import client
 from bench.meters import Meter
 from bench.pipeline import run_workload
 from bench.procs import Proc, free_port, wait_for_http
@@ -86,14 +86,15 @@ async def _hammer(url: str, names: list[str], seconds: float, concurrency: int) 
     ok = failed = 0
     deadline = time.monotonic() + seconds
     t0 = time.monotonic()
-    async with httpx.AsyncClient(timeout=60) as client:
+    # The same lean client that drives imgpipe: neither side pays more for the harness.
+    async with client(url, concurrency) as web:
 
         async def loop(k: int) -> None:
             nonlocal ok, failed
             i = k
             while time.monotonic() < deadline or ok + failed < len(names):
-                response = await client.get(url + _thumbor_path(names[i % len(names)]))
-                good = response.status_code == 200 and response.headers.get("content-type", "").startswith("image/")
+                response = await web.request("GET", _thumbor_path(names[i % len(names)]))
+                good = response.status == 200 and response.headers.get("content-type", "").startswith("image/")
                 ok, failed = ok + good, failed + (not good)
                 i += concurrency
 
