@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from imgpipe.domain.errors import CorruptImage, ImageTooLarge, UnsupportedImage
+from imgpipe.domain.errors import CorruptImage, ImageTooLarge, ObjectNotFound, UnsupportedImage
 from imgpipe.imaging.types import Limits, VariantSpec
 from imgpipe.worker.kernel_pool import ProcessKernel, ThreadKernel
 from support.corpus import CORPUS
@@ -38,6 +39,19 @@ async def test_a_photo_becomes_a_thumbnail_that_fits_the_box(kernel: Any) -> Non
     made = await kernel.render(jpeg((800, 600)), VariantSpec())
     assert (made.content_type, made.width, made.height) == ("image/jpeg", 256, 192)
     assert Image.open(io.BytesIO(made.data)).size == (256, 192)
+
+
+async def test_a_file_is_read_by_the_kernel_itself_and_a_missing_one_is_not_found(
+    kernel: Any, tmp_path: Path
+) -> None:
+    original = tmp_path / "original.jpg"
+    original.write_bytes(jpeg((600, 800)))
+    made = await kernel.render(original, VariantSpec())
+    assert (made.width, made.height) == (192, 256)
+    with pytest.raises(ObjectNotFound):
+        await kernel.render(tmp_path / "gone.jpg", VariantSpec())
+    # The child is still there for the next job.
+    assert (await kernel.render(original, VariantSpec(width=64, height=64))).height == 64
 
 
 async def test_the_image_errors_arrive_as_the_same_domain_errors(kernel: Any) -> None:

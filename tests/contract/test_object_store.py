@@ -39,6 +39,17 @@ async def test_a_staged_object_is_invisible_until_committed_whole(store: Any, bu
     assert await store.list(bucket) == ["big.jpg"]
 
 
+async def test_a_local_path_if_offered_is_the_object_as_a_file(store: Any, bucket: str) -> None:
+    await store.put(bucket, "f/g.jpg", b"\xff\xd8file", "image/jpeg")
+    path = store.local_path(bucket, "f/g.jpg")
+    if path is None:
+        assert type(store).__name__ == "S3Store"  # remote objects are read with get()
+        return
+    assert path.read_bytes() == b"\xff\xd8file"
+    with pytest.raises(ValueError):
+        store.local_path(bucket, "../escape")
+
+
 async def test_a_discarded_staged_object_leaves_nothing_and_the_old_object_stands(store: Any, bucket: str) -> None:
     await store.put(bucket, "kept", b"old", "text/plain")
     staged = store.stage(bucket)

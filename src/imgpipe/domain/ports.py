@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import IO, Protocol
 from uuid import UUID
 
@@ -147,6 +148,10 @@ class ObjectStore(Protocol):
     def presigned_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
         """A URL a browser can open directly, or None if the backend has none."""
 
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        """The object as a file on this machine, for readers (the kernel) to open directly; None when the
+        backend has no such file. Whether it exists is for the reader to find out."""
+
     async def ping(self) -> None: ...
 
 
@@ -199,4 +204,6 @@ class Kernel(Protocol):
     (corrupt, unsupported, too large), ``ProcessingTimeout`` after the hard limit,
     ``ProcessingCrashed`` when the kernel process died under the job."""
 
-    async def render(self, data: bytes, spec: VariantSpec) -> Rendered: ...
+    async def render(self, source: bytes | Path, spec: VariantSpec) -> Rendered:
+        """From the original's bytes, or from a file of them (the folder store's): then the kernel reads
+        it itself, and no copy of the original passes through the worker. ``ObjectNotFound`` if it is gone."""

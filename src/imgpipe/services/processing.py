@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
+from pathlib import Path
 from uuid import UUID
 
 from imgpipe.domain.checksums import checksum
@@ -89,10 +90,13 @@ async def _make_variants(job: Job, *, store: ObjectStore, kernel: Kernel, policy
     original = job.original
     if original is None:
         raise PermanentError(f"Job {job.id} has no original recorded.")
-    data = await with_retries(lambda: store.get(original.bucket, original.key), policy, "get original")
+    # A file the kernel can open itself (the folder store) never passes through this process.
+    source: bytes | Path | None = store.local_path(original.bucket, original.key)
+    if source is None:
+        source = await with_retries(lambda: store.get(original.bucket, original.key), policy, "get original")
     made = []
     for spec in policy.variants:
-        rendered = await kernel.render(data, spec)
+        rendered = await kernel.render(source, spec)
         key = variant_key(job.id, spec, rendered)
         await with_retries(
             lambda: store.put(policy.bucket_processed, key, rendered.data, rendered.content_type),  # noqa: B023

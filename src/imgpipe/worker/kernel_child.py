@@ -10,9 +10,10 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
-from imgpipe.worker.frames import PREFIX, pack, unpack_prefix
+from imgpipe.worker.frames import PREFIX, pack, read_original, unpack_prefix
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -65,10 +66,12 @@ def serve(max_pixels: int) -> None:
         head, payload = _read_exact(0, head_len), _read_exact(0, payload_len)
         if head is None or payload is None:
             return
-        spec = VariantSpec(**json.loads(head))
+        request = json.loads(head)
+        spec = VariantSpec(**request["spec"])
         reply: dict[str, Any]
         try:
-            out = kernel.render(payload, spec, limits)
+            data = read_original(Path(request["path"])) if "path" in request else payload
+            out = kernel.render(data, spec, limits)
         except ImgpipeError as exc:
             reply, data = {"ok": False, "error": type(exc).__name__, "message": exc.message}, b""
         else:

@@ -14,11 +14,12 @@ import json
 import logging
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from imgpipe.domain import errors
 from imgpipe.domain.errors import ImgpipeError, ProcessingCrashed, ProcessingTimeout
 from imgpipe.imaging.types import Limits, Rendered, VariantSpec
-from imgpipe.worker.frames import PREFIX, pack, unpack_prefix
+from imgpipe.worker.frames import PREFIX, pack, read_original, unpack_prefix
 
 __all__ = ["ProcessKernel", "ThreadKernel"]
 
@@ -96,13 +97,13 @@ class ProcessKernel:
         self._all.discard(child)
         return await self._spawn()
 
-    async def render(self, data: bytes, spec: VariantSpec) -> Rendered:
+    async def render(self, source: bytes | Path, spec: VariantSpec) -> Rendered:
         child = await self._idle.get()
         try:
             if not child.alive:
                 child = await self._replace(child)
             try:
-                reply, payload = await asyncio.wait_for(self._exchange(child, data, spec), self._timeout)
+                reply, payload = await asyncio.wait_for(self._exchange(child, source, spec), self._timeout)
             except TimeoutError:
                 log.error("kernel timed out, killing its process", extra={"pid": child.proc.pid})
                 child = await self._replace(child)
@@ -126,12 +127,15 @@ class ProcessKernel:
             self._idle.put_nowait(child)
 
     @staticmethod
-    async def _exchange(child: _Child, data: bytes, spec: VariantSpec) -> tuple[dict[str, object], bytes]:
+    async def _exchange(child: _Child, source: bytes | Path, spec: VariantSpec) -> tuple[dict[str, object], bytes]:
         stdin, stdout = child.proc.stdin, child.proc.stdout
         assert stdin is not None and stdout is not None
+        request: dict[str, object] = {"spec": asdict(spec)}
+        if isinstance(source, Path):
+            request["path"], source = str(source), b""  # the child opens the file itself
         # In slices, each drained: a whole original left in the transport's buffer would be
         # a second copy of it in memory.
-        for part in pack(asdict(spec), data):
+        for part in pack(request, source):
             view = memoryview(part)
             for start in range(0, len(view), _PIPE_SLICE):
                 stdin.write(view[start : start + _PIPE_SLICE])
@@ -168,8 +172,9 @@ class ThreadKernel:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    async def render(self, data: bytes, spec: VariantSpec) -> Rendered:
+    async def render(self, source: bytes | Path, spec: VariantSpec) -> Rendered:
         from imgpipe.imaging import kernel
 
         async with self._slots:
+            data = source if isinstance(source, bytes) else await asyncio.to_thread(read_original, source)
             return await asyncio.to_thread(kernel.render, data, spec, self._limits)

@@ -118,6 +118,9 @@ class LocalStore:
     def presigned_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
         return None  # the API streams local objects itself
 
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        return self._path(bucket, key)
+
 
 class LocalStaged:
     """A temporary file in the bucket's folder, renamed to its key on commit."""

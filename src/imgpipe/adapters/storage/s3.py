@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
@@ -154,6 +155,9 @@ class S3Store:
             if not page.get("IsTruncated"):
                 return sorted(keys)
             token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        return None
 
     def presigned_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
         # Signing costs about a millisecond and every status poll asks again: reuse a URL
