@@ -46,7 +46,12 @@ class S3Store:
         cfg = self._cfg
         common: dict[str, Any] = {
             "signature_version": "s3v4",
-            "s3": {"addressing_style": "path"},
+            # Requests are signed, bodies are not (UNSIGNED-PAYLOAD, which S3 and MinIO accept):
+            # botocore would otherwise SHA-256 every body sent over plain http, 5 ms per
+            # 2 MB upload here, the largest single cost of storing an original. TLS, or the
+            # private network of the compose stack, carries the bodies' integrity, and imgpipe
+            # records each object's own BLAKE3 checksum.
+            "s3": {"addressing_style": "path", "payload_signing_enabled": False},
             "connect_timeout": cfg.timeout_seconds,
             "read_timeout": cfg.timeout_seconds,
             # imgpipe retries with its own backoff; one quick retry here smooths a blip.
