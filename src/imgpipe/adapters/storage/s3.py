@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
-import botocore.session
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from imgpipe.adapters.storage.presign import Presigner
 from imgpipe.config import S3Settings
 from imgpipe.domain.errors import ObjectNotFound, StoreUnavailable
 from imgpipe.domain.ports import ObjectStream
@@ -38,7 +37,7 @@ class S3Store:
         self._cfg = cfg
         self._stack = AsyncExitStack()
         self._client: Any = None
-        self._signer: Any = None
+        self._signer: Presigner | None = None
         self._buckets: list[str] = []
         self._presigned: dict[tuple[str, str], tuple[str, float]] = {}
 
@@ -72,10 +71,12 @@ class S3Store:
                 "s3", endpoint_url=cfg.endpoint_url, config=AioConfig(**common), **credentials
             )
         )
-        # Presigned URLs are for browsers, so they are signed for the public endpoint;
-        # signing is local computation, this client never sends a request.
-        self._signer = botocore.session.get_session().create_client(
-            "s3", endpoint_url=cfg.public_endpoint_url, config=Config(**common), **credentials
+        # Presigned URLs are for browsers, so they are signed for the public endpoint.
+        self._signer = Presigner(
+            cfg.public_endpoint_url or cfg.endpoint_url or f"https://s3.{cfg.region}.amazonaws.com",
+            cfg.access_key,
+            cfg.secret_key,
+            cfg.region,
         )
         return self
 
@@ -171,9 +172,8 @@ class S3Store:
         cached = self._presigned.get((bucket, key))
         if cached is not None and now - cached[1] < expires.total_seconds() / 3:
             return cached[0]
-        url: str = self._signer.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires.total_seconds())
-        )
+        assert self._signer is not None, "use the store inside `async with`"
+        url = self._signer.url(bucket, key, expires)
         if len(self._presigned) >= _PRESIGNED_CACHE:
             self._presigned.clear()
         self._presigned[(bucket, key)] = (url, now)
