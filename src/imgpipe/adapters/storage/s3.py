@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ _ALREADY_THERE = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
 _CHUNK = 256 * 1024
 _PRESIGNED_CACHE = 10_000
 _SPOOL_IN_MEMORY = 1 << 20  # a larger upload spills to a temporary file
+_PUT_FROM_MEMORY = 8 << 20  # a larger one is streamed from its file to S3
 
 
 class S3Store:
@@ -201,7 +203,14 @@ class S3Staged:
         return self._file
 
     async def commit(self, key: str, content_type: str) -> None:
-        await self._store._put_file(self._bucket, key, self._file, self._size, content_type)
+        if self._size <= _PUT_FROM_MEMORY:
+            # One read, one send: aiohttp would stream a file 64 KiB at a time, each read a
+            # thread hop (30 of them for a 2 MB photo). Bigger uploads stream, memory stays flat.
+            self._file.seek(0)
+            data = await asyncio.to_thread(self._file.read)
+            await self._store.put(self._bucket, key, data, content_type)
+        else:
+            await self._store._put_file(self._bucket, key, self._file, self._size, content_type)
         self._file.close()
 
     async def discard(self) -> None:
