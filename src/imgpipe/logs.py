@@ -48,5 +48,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries speak only when something is wrong.
-    for noisy in ("aiormq", "aio_pika", "botocore", "aiobotocore", "sqlalchemy", "alembic", "uvicorn.access"):
+    for noisy in ("aiormq", "aio_pika", "aiohttp", "sqlalchemy", "alembic", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -127,8 +127,13 @@ _PILLOW_LOCK = threading.Lock()
 def _pillow_guard(limits: Limits) -> Iterator[None]:
     """Pillow's own bomb check at our limit; its other warnings (bad EXIF...) are not the caller's business."""
     with _PILLOW_LOCK, warnings.catch_warnings():
+        # Process-wide in Pillow: set for this render only, as the warning filters are.
+        before = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = limits.max_pixels
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        yield
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
