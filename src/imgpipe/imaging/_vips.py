@@ -123,8 +123,9 @@ def encode(image: pyvips.Image, spec: VariantSpec) -> Rendered:
         if image[image.bands - 1].min() < 255:
             # Lossy WebP is always 4:2:0; tiny images with alpha (icons) stay exact instead.
             tiny = min(image.width, image.height) < 64
-            # effort 2: 40 % less CPU than the default 4 for about 6 % more bytes at thumbnail size.
-            data = image.webpsave_buffer(Q=spec.jpeg_quality, keep="none", effort=2, lossless=tiny)
+            # effort 0: measured on a 256 x 160 RGBA thumbnail, 6.7 ms against 14.8 at effort 2
+            # and 25.6 at the default 4, for 9 % (1.4 KB) more bytes than effort 2.
+            data = image.webpsave_buffer(Q=spec.jpeg_quality, keep="none", effort=0, lossless=tiny)
             return Rendered(_bytes(data), "image/webp", image.width, image.height)
         image = image[: image.bands - 1] if image.bands > 2 else image[0]
     # 4:2:0 chroma smears tiny images (icons, pixel art) beyond recognition; keep it full there.
