@@ -43,6 +43,9 @@ class Services:
     jobs: JobRepository
     store: ObjectStore
     queue: JobQueue
+    # Every status change is written by this process (the in-process queue: no other process
+    # works on these jobs), so a long-poll needs no polling.
+    local_status_writes: bool = False
 
 
 def make_store(cfg: StorageSettings) -> S3Store | LocalStore:
@@ -80,7 +83,10 @@ async def build_services(settings: Settings, *, migrate: bool = False) -> AsyncI
         queue: JobQueue = await stack.enter_async_context(make_queue(settings.broker))
         jobs = SqlJobRepository(database)
         stack.push_async_callback(jobs.close)
-        yield Services(settings=settings, policy=policy, jobs=jobs, store=store, queue=queue)
+        local = isinstance(settings.broker, MemoryBrokerSettings)
+        yield Services(
+            settings=settings, policy=policy, jobs=jobs, store=store, queue=queue, local_status_writes=local
+        )
 
 
 async def _ensure_buckets(store: ObjectStore, policy: Policy) -> None:

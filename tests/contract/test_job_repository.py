@@ -220,3 +220,31 @@ async def test_confirmed_publishes_are_recorded_together_a_moment_later(repo: Sq
     clock.advance(seconds=11)
     kw = {"unpublished_for": timedelta(seconds=10), "pending_for": timedelta(hours=1), "limit": 10}
     assert await repo.due_for_publish(**kw) == []  # type: ignore[arg-type]
+
+
+async def test_status_changes_are_counted_and_wake_waiters_at_once(repo: SqlJobRepository, clock: Clock) -> None:
+    job_id = await new_job(repo, clock)
+    seen = repo.version(job_id)
+    assert not await repo.changed_since(job_id, seen, 0.05)  # nothing happened: the timeout
+
+    async def waiter() -> tuple[bool, float]:
+        started = asyncio.get_running_loop().time()
+        woken = await repo.changed_since(job_id, seen, 10)
+        return woken, asyncio.get_running_loop().time() - started
+
+    # Two waiters, one of which gives up first: the other is still woken by the change.
+    quick = asyncio.create_task(repo.changed_since(job_id, seen, 0.05))
+    slow = [asyncio.create_task(waiter()) for _ in range(2)]
+    assert not await quick
+    claimed = await repo.claim(job_id, lease=timedelta(minutes=1), takeover=False)
+    assert claimed is not None
+    for woken, waited in await asyncio.gather(*slow):
+        assert woken and waited < 5
+    assert repo.version(job_id) == seen + 1
+    assert await repo.changed_since(job_id, seen, 10)  # already past: at once
+
+    assert await repo.complete(job_id, claimed.attempts, [thumbnail(job_id)])
+    assert repo.version(job_id) == seen + 2
+    # A write that changes nothing (a fenced-out attempt) is not a change.
+    assert not await repo.fail(job_id, claimed.attempts, JobError("x", "y"))
+    assert repo.version(job_id) == seen + 2

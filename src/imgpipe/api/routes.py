@@ -128,7 +128,9 @@ async def get_image(
     ] = 0,
 ) -> Any:
     if wait:
-        job = await queries.wait_for_change(_job_id(job_id), jobs=svc.jobs, within=wait)
+        job = await queries.wait_for_change(
+            _job_id(job_id), jobs=svc.jobs, within=wait, local_writes=svc.local_status_writes
+        )
     else:
         job = await queries.get_job(_job_id(job_id), jobs=svc.jobs)
     # A Response goes out as it is: the body was built from JobOut already, no second validation.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime
 from uuid import UUID
@@ -24,15 +23,22 @@ async def get_job(job_id: UUID, *, jobs: JobRepository) -> Job:
     return job
 
 
-async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float) -> Job:
-    """The job as soon as its status differs from now (or it is final), or after ``within`` seconds."""
+async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float, local_writes: bool) -> Job:
+    """The job as soon as its status differs from now (or it is final), or after ``within`` seconds.
+
+    Woken at once by status changes this process writes; with ``local_writes`` (every worker
+    is in this process) those are all there are, and the database is read once per change.
+    Otherwise it also polls: quick at first (most jobs take well under a second), then gentler.
+    """
+    seen = jobs.version(job_id)  # before the read: a change in between is not missed
     job = await get_job(job_id, jobs=jobs)
     deadline = time.monotonic() + within
     pause = _FIRST_POLL_SECONDS
     while not job.status.is_final and time.monotonic() < deadline:
-        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        # Quick at first (most jobs take well under a second), then gentler on the database.
+        left = max(0.0, deadline - time.monotonic())
+        await jobs.changed_since(job_id, seen, left if local_writes else min(pause, left))
         pause = min(pause * 1.5, _LAST_POLL_SECONDS)
+        seen = jobs.version(job_id)
         latest = await get_job(job_id, jobs=jobs)
         if latest.status != job.status:
             return latest

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = ["SqlJobRepository"]
 
 log = logging.getLogger(__name__)
 _FLUSH_DELAY = 0.05
+_VERSIONS_KEPT = 10_000  # status-change counters of the most recently changed jobs
 
 # The attempt number is the fencing token: a worker that lost its lease (and whose
 # job another worker took over) can no longer write.
@@ -57,6 +59,39 @@ class SqlJobRepository:
         self._now = clock
         self._confirmed: set[UUID] = set()
         self._flushing: asyncio.Task[None] | None = None
+        self._versions: OrderedDict[UUID, int] = OrderedDict()
+        self._changes: dict[UUID, tuple[asyncio.Event, int]] = {}  # the event, and how many wait on it
+
+    def version(self, job_id: UUID) -> int:
+        return self._versions.get(job_id, 0)
+
+    async def changed_since(self, job_id: UUID, version: int, within: float) -> bool:
+        # A counter evicted meanwhile reads 0: a spurious "changed", and the caller re-reads.
+        if self._versions.get(job_id, 0) != version:
+            return True
+        event, waiting = self._changes.get(job_id, (asyncio.Event(), 0))
+        self._changes[job_id] = (event, waiting + 1)
+        try:
+            await asyncio.wait_for(event.wait(), within)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            current = self._changes.get(job_id)
+            if current is not None and current[0] is event:  # not yet set and popped by a change
+                if current[1] <= 1:
+                    del self._changes[job_id]
+                else:
+                    self._changes[job_id] = (event, current[1] - 1)
+
+    def _changed(self, job_id: UUID) -> None:
+        """A status change of ``job_id`` was committed: count it and wake whoever waits on it."""
+        self._versions[job_id] = self._versions.pop(job_id, 0) + 1
+        if len(self._versions) > _VERSIONS_KEPT:
+            self._versions.popitem(last=False)
+        waited = self._changes.pop(job_id, None)
+        if waited is not None:
+            waited[0].set()
 
     async def ping(self) -> None:
         await self._db.run(lambda tx: tx.rows("SELECT 1"), write=False)
@@ -169,7 +204,10 @@ class SqlJobRepository:
                 raise JobNotFound(f"No job has the id {job_id}.")
             return None
 
-        return await self._db.run(claim)
+        claimed = await self._db.run(claim)
+        if claimed is not None:
+            self._changed(job_id)
+        return claimed
 
     async def extend_lease(self, job_id: UUID, attempt: int, lease: timedelta) -> bool:
         d = self._d
@@ -196,7 +234,7 @@ class SqlJobRepository:
                 tx.many(INSERT_VARIANT, rows)
             return True
 
-        return await self._db.run(complete)
+        return self._noted(job_id, await self._db.run(complete))
 
     async def fail(self, job_id: UUID, attempt: int, error: JobError) -> bool:
         d = self._d
@@ -211,7 +249,7 @@ class SqlJobRepository:
             "UPDATE jobs SET status = 'FAILED', finished_at = :now, updated_at = :now, lease_until = NULL,"
             f" error_code = :code, error_message = :message WHERE {_HELD}"
         )
-        return bool(await self._db.run(lambda tx: tx.execute(statement, params)))
+        return self._noted(job_id, bool(await self._db.run(lambda tx: tx.execute(statement, params))))
 
     async def release(self, job_id: UUID, attempt: int) -> bool:
         d = self._d
@@ -220,7 +258,12 @@ class SqlJobRepository:
             "UPDATE jobs SET status = 'PENDING', lease_until = NULL, published_at = NULL, updated_at = :now"
             f" WHERE {_HELD}"
         )
-        return bool(await self._db.run(lambda tx: tx.execute(statement, params)))
+        return self._noted(job_id, bool(await self._db.run(lambda tx: tx.execute(statement, params))))
+
+    def _noted(self, job_id: UUID, changed: bool) -> bool:
+        if changed:
+            self._changed(job_id)
+        return changed
 
     async def due_for_publish(
         self, *, unpublished_for: timedelta, pending_for: timedelta, limit: int | None
