@@ -41,7 +41,7 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
             parts = [
                 f"{c}: decode and resize {fmt(stages[c]['decode_resize'])} ms, encode {fmt(stages[c]['encode'])} ms "
                 f"(Pillow in all: {fmt(single.get(c, {}).get('pillow'))})"
-                for c in ("png-rgb", "png-rgba", "webp")
+                for c in (("webp",) if "webp" in what else ("png-rgb", "png-rgba"))
                 if c in stages
             ]
             notes.append(f"- **{t.what}** ({t.measured}): " + "; ".join(parts))

@@ -131,7 +131,7 @@ class Database:
             return self._attempt(conn, fn, write)
         except _Stale:
             if not reused:
-                raise DatabaseUnavailable("The database connection failed as it was made.") from None
+                raise DatabaseUnavailable("The database connection broke during the transaction.") from None
         # A kept connection the server dropped meanwhile (a restart, an idle timeout):
         # nothing was committed on it, so the transaction runs once more on a new one.
         return self._attempt(self._open(), fn, write)
