@@ -150,9 +150,9 @@ def _stages(plan: dict[str, Any]) -> dict[str, Any]:
     """
     import io
 
-    from imgpipe.imaging import _vips, kernel
+    from imgpipe.imaging import _pil, _vips, kernel
     from imgpipe.imaging.probe import inspect
-    from imgpipe.imaging.types import Limits, VariantSpec
+    from imgpipe.imaging.types import ImageFormat, Limits, VariantSpec
 
     os.sched_setaffinity(0, {plan["cpu"]})
     kernel.configure(threads=1)
@@ -165,9 +165,14 @@ def _stages(plan: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             header = inspect(io.BytesIO(data), limits)
             t1 = time.perf_counter()
-            image = kernel._decode(data, header, spec, limits).copy_memory()
-            t2 = time.perf_counter()
-            _vips.encode(image, spec)
+            if header.info.format is ImageFormat.JPEG:  # the kernel's Pillow route (these JPEGs are YCbCr)
+                small = _pil.fit_jpeg(_pil.open_jpeg(data, limits), header.orientation, spec)
+                t2 = time.perf_counter()
+                _pil.encode_jpeg(small, spec)
+            else:
+                image = kernel._decode(data, header, spec, limits).copy_memory()
+                t2 = time.perf_counter()
+                _vips.encode(image, spec)
             t3 = time.perf_counter()
             for key, value in (("probe", t1 - t0), ("decode_resize", t2 - t1), ("encode", t3 - t2)):
                 times[key].append(value * 1000)
