@@ -72,8 +72,9 @@ def kernel_section(k: dict[str, Any]) -> list[str]:
         out += [
             "### Where the kernel's time goes (ms, one core, median)",
             "",
-            "The lazy libvips pipeline run in three steps: header probe (imgpipe's own Python parser), decode and",
-            "resize into memory, encode. The split costs a copy, so the sum is a little over a plain render.",
+            "The kernel run in three steps: header probe (imgpipe's own Python parser), decode and resize into",
+            "memory, encode. JPEGs take the Pillow route (draft decode, fit, encode); the other formats libvips'",
+            "lazy pipeline, whose split costs a copy, so there the sum is a little over a plain render.",
             "",
             *table(
                 ["class", "probe", "decode + resize", "encode", "render (above)"],
