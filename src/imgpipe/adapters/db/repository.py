@@ -187,12 +187,12 @@ class SqlJobRepository:
         d = self._d
         now = self._now()
         params = {"id": d.id(job_id), "now": d.at(now), "lease": d.at(now + lease)}
-        holder_gone = "" if takeover else " OR lease_until < :now"
         statement = (
             "UPDATE jobs SET status = 'PROCESSING', attempts = attempts + 1, lease_until = :lease,"
             " started_at = COALESCE(started_at, :now), updated_at = :now"
             f" WHERE id = :id AND status IN ({_CLAIMABLE})"
-            + ("" if takeover else f" AND (status = 'PENDING'{holder_gone})")
+            # Without a takeover, a PROCESSING job is claimable only once its holder's lease ran out.
+            + ("" if takeover else " AND (status = 'PENDING' OR lease_until < :now)")
             + f" RETURNING {JOB_COLUMNS}"
         )
 

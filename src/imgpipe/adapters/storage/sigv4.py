@@ -58,9 +58,7 @@ class Signer:
         self, method: str, path: str, query: dict[str, str] | None = None, now: datetime | None = None
     ) -> dict[str, str]:
         """The headers that sign a request for ``path`` (from ``canonical_path``) and ``query``."""
-        now = (now or datetime.now(UTC)).astimezone(UTC)
-        day, stamp = now.strftime("%Y%m%d"), now.strftime("%Y%m%dT%H%M%SZ")
-        scope = f"{day}/{self._region}/s3/aws4_request"
+        day, stamp, scope = self._when(now)
         signed = "host;x-amz-content-sha256;x-amz-date"
         canonical = "\n".join(
             (
@@ -83,9 +81,7 @@ class Signer:
 
     def presigned_get(self, bucket: str, key: str, expires: timedelta, now: datetime | None = None) -> str:
         """A GET URL anyone may open until it expires, signed for ``host`` only."""
-        now = (now or datetime.now(UTC)).astimezone(UTC)
-        day, stamp = now.strftime("%Y%m%d"), now.strftime("%Y%m%dT%H%M%SZ")
-        scope = f"{day}/{self._region}/s3/aws4_request"
+        day, stamp, scope = self._when(now)
         path = canonical_path(self.prefix, bucket, key)
         query = canonical_query(
             {
@@ -98,6 +94,12 @@ class Signer:
         )
         canonical = f"GET\n{path}\n{query}\nhost:{self.host}\n\nhost\n{_UNSIGNED}"
         return f"{self.origin}{path}?{query}&X-Amz-Signature={self._sign(day, stamp, scope, canonical)}"
+
+    def _when(self, now: datetime | None) -> tuple[str, str, str]:
+        """(day, timestamp, credential scope) of a signature made at ``now`` (default: this moment)."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        day = now.strftime("%Y%m%d")
+        return day, now.strftime("%Y%m%dT%H%M%SZ"), f"{day}/{self._region}/s3/aws4_request"
 
     def _sign(self, day: str, stamp: str, scope: str, canonical: str) -> str:
         to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
