@@ -1,16 +1,25 @@
-"""Where a transaction runs: each one whole on a pool thread, on that thread's own DBAPI connection.
+"""Where a transaction runs: whole, on one DBAPI connection, either on the event loop or on a pool thread.
 
 Repository code is plain functions over a ``Tx``, written once in SQL both databases
 speak. ``Database.run`` executes one inside one transaction: psycopg (sync) for
-PostgreSQL, the standard library's sqlite3 for SQLite. One thread hop per transaction;
-no ORM, no statement building and no greenlets on the way: measured on the server
-stack, SQLAlchemy's async engine with psycopg cost 7 ms of CPU per upload in the API
-and 6 in the worker. SQLAlchemy stays for what it is good at: Alembic migrations.
+PostgreSQL, the standard library's sqlite3 for SQLite. No ORM, no statement building
+and no greenlets on the way: measured on the server stack, SQLAlchemy's async engine
+with psycopg cost 7 ms of CPU per upload in the API and 6 in the worker. SQLAlchemy
+stays for what it is good at: Alembic migrations.
+
+PostgreSQL transactions wait on the network, so each runs on a pool thread that keeps
+its own connection. SQLite is a library call on a local file, a few tens of
+microseconds: there the hop to a thread (and the GIL hand-offs it brings) cost more
+than the transaction, so SQLite transactions run on the event loop's thread, on a
+connection that never waits for a lock. When another process holds the write lock,
+the transaction goes to a pool thread and waits there; checkpoints, which fsync, run
+there too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 import threading
@@ -27,7 +36,9 @@ from imgpipe.domain.errors import DatabaseUnavailable
 
 __all__ = ["Database", "Dialect", "Tx", "open_database"]
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+_CHECKPOINT_EVERY = 200  # inline commits between two checkpoints (SQLite's own default is about 1,000 pages)
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
@@ -108,47 +119,96 @@ class Tx:
 
 
 class Database:
-    """A small thread pool; each thread keeps one connection, made on first use and remade after a failure."""
+    """A small thread pool; each thread keeps one connection, made on first use and remade after a failure.
 
-    def __init__(self, dialect: Dialect, connect: Callable[[], Any], *, threads: int) -> None:
+    With ``connect_inline`` (SQLite), transactions run on the calling event loop's thread
+    first, on one more connection, and go to the pool only when that one meets a lock.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        connect: Callable[[], Any],
+        *,
+        threads: int,
+        connect_inline: Callable[[], Any] | None = None,
+    ) -> None:
+        """``connect_inline``: a connection for the event loop's thread, one that fails at once when busy."""
         self.dialect = dialect
         self._connect = connect
+        self._connect_inline = connect_inline
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"db-{dialect.name}")
         self._local = threading.local()
         self._opened: set[Any] = set()
         self._lock = threading.Lock()
+        self._inline_conn: Any = None
+        # The first event loop thread to run a transaction owns the inline connection.
+        self._inline_thread: int | None = None
+        self._inline_writes = 0
+        self._checkpoint: asyncio.Future[Any] | None = None
 
     async def run(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
         """Run ``fn`` in one transaction; ``DatabaseUnavailable`` if the database is away."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._transaction, fn, write)
+        loop = asyncio.get_running_loop()
+        if self._connect_inline is not None and self._inline_thread in (None, threading.get_ident()):
+            self._inline_thread = threading.get_ident()
+            try:
+                result = self._transaction(fn, write, inline=True)
+            except _Busy:
+                pass  # another process holds the lock: wait for it on a pool thread
+            else:
+                if write:
+                    self._after_inline_write(loop)
+                return result
+        return await loop.run_in_executor(self._pool, self._transaction, fn, write)
 
-    def _transaction(self, fn: Callable[[Tx], T], write: bool) -> T:
-        conn = getattr(self._local, "conn", None)
+    def _after_inline_write(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The inline connection never checkpoints (an fsync on the event loop): every so
+        # many commits, a pool thread copies the write-ahead log back into the database.
+        self._inline_writes += 1
+        if self._inline_writes % _CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
+            self._checkpoint = loop.run_in_executor(self._pool, self._wal_checkpoint)
+
+    def _wal_checkpoint(self) -> None:
+        try:
+            conn = getattr(self._local, "conn", None) or self._open()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except (DatabaseUnavailable, sqlite3.Error) as exc:  # the next one catches up
+            log.warning("SQLite checkpoint skipped", extra={"error": str(exc)})
+
+    def _transaction(self, fn: Callable[[Tx], T], write: bool, *, inline: bool = False) -> T:
+        conn = self._inline_conn if inline else getattr(self._local, "conn", None)
         reused = conn is not None
         try:
             if conn is None:
-                conn = self._open()
-            return self._attempt(conn, fn, write)
+                conn = self._open(inline=inline)
+            return self._attempt(conn, fn, write, inline=inline)
         except _Stale:
             if not reused:
                 raise DatabaseUnavailable("The database connection broke during the transaction.") from None
         # A kept connection the server dropped meanwhile (a restart, an idle timeout):
         # nothing was committed on it, so the transaction runs once more on a new one.
-        return self._attempt(self._open(), fn, write)
+        return self._attempt(self._open(inline=inline), fn, write, inline=inline)
 
-    def _open(self) -> Any:
+    def _open(self, *, inline: bool = False) -> Any:
+        connect = self._connect_inline if inline and self._connect_inline else self._connect
         try:
-            conn = self._connect()
+            conn = connect()
         except Exception as exc:
+            if inline and _busy(exc):
+                raise _Busy() from exc
             if isinstance(exc, sqlite3.Error | OSError) or _is_unavailable(exc):
                 raise DatabaseUnavailable(f"The database did not answer: {_why(exc)}") from exc
             raise
-        self._local.conn = conn
+        if inline:
+            self._inline_conn = conn
+        else:
+            self._local.conn = conn
         with self._lock:
             self._opened.add(conn)
         return conn
 
-    def _attempt(self, conn: Any, fn: Callable[[Tx], T], write: bool) -> T:
+    def _attempt(self, conn: Any, fn: Callable[[Tx], T], write: bool, *, inline: bool = False) -> T:
         committing = False
         try:
             cursor = conn.cursor()
@@ -166,17 +226,22 @@ class Database:
         except BaseException as exc:
             broken = _lost(conn)
             if broken:
-                self._drop(conn)
+                self._drop(conn, inline=inline)
             else:
                 _rollback(conn)
+            if inline and not broken and _busy(exc):
+                raise _Busy() from exc  # rolled back, nothing committed: safe to run again elsewhere
             if broken and not committing:
                 raise _Stale() from exc
             if broken or _is_unavailable(exc):
                 raise DatabaseUnavailable(f"The database did not answer: {_why(exc)}") from exc
             raise
 
-    def _drop(self, conn: Any) -> None:
-        self._local.conn = None
+    def _drop(self, conn: Any, *, inline: bool = False) -> None:
+        if inline:
+            self._inline_conn = None
+        else:
+            self._local.conn = None
         with self._lock:
             self._opened.discard(conn)
         try:
@@ -197,6 +262,16 @@ class Database:
 
 class _Stale(Exception):
     """The connection broke before anything was committed on it."""
+
+
+class _Busy(Exception):
+    """The inline connection met a lock another connection holds; nothing was committed."""
+
+
+def _busy(exc: BaseException) -> bool:
+    # The primary code is the low byte of the extended one (SQLITE_BUSY_SNAPSHOT is a BUSY, too).
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return isinstance(exc, sqlite3.OperationalError) and code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _rollback(conn: Any) -> None:
@@ -234,18 +309,25 @@ def open_database(url: str) -> Database:
         path = parsed.database or ":memory:"
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return Database(Dialect("sqlite"), lambda: _sqlite(path), threads=4)
+        return Database(
+            Dialect("sqlite"), lambda: _sqlite(path), threads=4, connect_inline=lambda: _sqlite(path, inline=True)
+        )
     conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     return Database(Dialect("postgresql"), lambda: _postgres(conninfo), threads=8)
 
 
-def _sqlite(path: str) -> sqlite3.Connection:
+def _sqlite(path: str, *, inline: bool = False) -> sqlite3.Connection:
+    """A pool thread's connection waits for another writer; the event loop's fails at once and never checkpoints."""
     # isolation_level=None: imgpipe says BEGIN itself. Connections stay on their pool thread.
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=0 if inline else 30, isolation_level=None, check_same_thread=False)
     # WAL lets the API read while a worker writes; busy_timeout waits for the writer
     # instead of failing; foreign keys are off by default in SQLite.
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON"):
+    wait = ("busy_timeout=0", "wal_autocheckpoint=0") if inline else ("busy_timeout=30000",)
+    for pragma in ("synchronous=NORMAL", *wait, "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")
+    # Setting the mode takes a lock even when it changes nothing: only a new database needs it.
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
     return conn
 
 

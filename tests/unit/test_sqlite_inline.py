@@ -1,0 +1,112 @@
+"""SQLite transactions run on the event loop's thread; a lock held elsewhere sends them to a pool thread to wait."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from imgpipe.adapters.db import engine
+from imgpipe.adapters.db.engine import Database, Tx, open_database
+from imgpipe.adapters.db.migrate import upgrade
+from imgpipe.adapters.db.repository import SqlJobRepository
+from imgpipe.config import Settings
+from imgpipe.domain.job import Job, JobStatus
+
+
+@pytest.fixture
+async def db_file(tmp_path: Path) -> Path:
+    path = tmp_path / "jobs.db"
+    await upgrade(Settings(database_url=f"sqlite:///{path}").database.url)
+    return path
+
+
+@pytest.fixture
+async def database(db_file: Path) -> AsyncIterator[Database]:
+    db = open_database(f"sqlite:///{db_file}")
+    yield db
+    await db.dispose()
+
+
+def _job() -> Job:
+    now = datetime.now(UTC)
+    return Job(id=uuid4(), status=JobStatus.PENDING, created_at=now, updated_at=now, filename="x" * 2000)
+
+
+def _size(path: Path) -> int:
+    return os.stat(path).st_size  # a file on local disk: no need for a thread
+
+
+def _thread_of(tx: Tx) -> int:
+    return threading.get_ident()
+
+
+async def test_a_transaction_runs_on_the_event_loops_own_thread(database: Database) -> None:
+    assert await database.run(_thread_of, write=False) == threading.get_ident()
+    assert await database.run(_thread_of) == threading.get_ident()
+
+
+async def test_a_write_lock_held_by_another_connection_is_waited_for_off_the_loop(
+    database: Database, db_file: Path
+) -> None:
+    repo = SqlJobRepository(database)
+    await repo.add(_job())  # the first connection puts a new database in WAL mode
+    other = sqlite3.connect(db_file, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as another process holding the write lock would
+    job = _job()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    adding = asyncio.create_task(repo.add(job))
+    await asyncio.sleep(0.3)
+    assert not adding.done(), "the write must wait for the lock, not fail"
+    assert ticks >= 10, "the event loop must keep running while the write waits"
+    other.execute("COMMIT")
+    await asyncio.wait_for(adding, 10)
+    ticking.cancel()
+    found = await repo.get(job.id)
+    assert found is not None and found.status is JobStatus.PENDING
+    # Once the lock is free, transactions are back on the loop's thread.
+    assert await database.run(_thread_of) == threading.get_ident()
+    other.close()
+
+
+async def test_another_threads_event_loop_uses_the_pool_not_the_loop_connection(database: Database) -> None:
+    assert await database.run(_thread_of) == threading.get_ident()
+
+    def elsewhere() -> int:
+        return asyncio.run(database.run(_thread_of))
+
+    other_loop_thread = await asyncio.to_thread(elsewhere)
+    assert other_loop_thread != threading.get_ident()
+
+
+async def test_the_write_ahead_log_is_checkpointed_by_the_pool_every_so_many_commits(
+    database: Database, db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "_CHECKPOINT_EVERY", 10)
+    repo = SqlJobRepository(database)
+    await repo.add(_job())  # opens the inline connection, which never checkpoints by itself
+    before = _size(db_file)
+    for _ in range(8):
+        await repo.add(_job())
+    assert _size(db_file) == before, "commits stay in the write-ahead log until a checkpoint"
+    await repo.add(_job())  # the tenth inline write
+    for _ in range(100):
+        if _size(db_file) > before:
+            break
+        await asyncio.sleep(0.02)
+    assert _size(db_file) > before, "the checkpoint copied the new pages into the database file"
