@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 import imgpipe
 from imgpipe.api import problems
+from imgpipe.api.hot import HotRoutes
 from imgpipe.api.routes import router
 from imgpipe.bootstrap import Services, build_services
 from imgpipe.config import Settings
@@ -33,10 +34,13 @@ _PAGE_HEADERS = {
 }
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, services: Services | None = None, hot_routes: bool = True
+) -> FastAPI:
     """Build the app; it connects to its backends in the lifespan, not here.
 
-    Pass ``services`` when something else (``imgpipe run``) owns them.
+    Pass ``services`` when something else (``imgpipe run``) owns them. ``hot_routes=False``
+    leaves upload and status to FastAPI's routes too (tests compare the two).
     """
     settings = settings or (services.settings if services else Settings())
 
@@ -58,6 +62,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     problems.install(app)
     app.include_router(router)
+    if hot_routes:
+        app.add_middleware(HotRoutes)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the process answers; checks no dependency")
     async def health() -> dict[str, str]:

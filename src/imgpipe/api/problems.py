@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from imgpipe.api.upload import BadUpload, UploadTimeout
 from imgpipe.domain import errors
 
-__all__ = ["PROBLEM_RESPONSES", "install", "problem"]
+__all__ = ["PROBLEM_RESPONSES", "for_domain_error", "install", "problem"]
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +82,22 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def for_domain_error(request: Request, exc: errors.ImgpipeError) -> JSONResponse:
+    """The problem response for an ImgpipeError, with the status its kind maps to."""
+    status = status_of(exc)
+    if status >= 500:
+        log.warning("request failed", extra={"path": request.url.path, "code": exc.code, "error": exc.message})
+    response = problem(status, exc.code, exc.message, request.url.path)
+    if status in (408, 413, 415, 400) and request.method == "POST":
+        # The rest of the body was not read: do not reuse the connection.
+        response.headers["Connection"] = "close"
+    return response
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ImgpipeError)
     async def _domain(request: Request, exc: errors.ImgpipeError) -> JSONResponse:
-        status = status_of(exc)
-        if status >= 500:
-            log.warning("request failed", extra={"path": request.url.path, "code": exc.code, "error": exc.message})
-        response = problem(status, exc.code, exc.message, request.url.path)
-        if status in (408, 413, 415, 400) and request.method == "POST":
-            # The rest of the body was not read: do not reuse the connection.
-            response.headers["Connection"] = "close"
-        return response
+        return for_domain_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,9 +17,12 @@ from imgpipe.domain.job import Job
 from imgpipe.services import queries
 from imgpipe.services.uploads import Upload, accept_upload
 
-__all__ = ["router"]
+__all__ = ["PREFIX", "WAIT_MAX", "router", "status_response", "upload_response"]
 
-router = APIRouter(prefix="/api/v1/images", tags=["images"])
+PREFIX = "/api/v1/images"
+WAIT_MAX = 60.0
+
+router = APIRouter(prefix=PREFIX, tags=["images"])
 
 _MULTIPART = {
     "requestBody": {
@@ -69,6 +72,11 @@ def _render(job: Job, request: Request, svc: Services) -> dict[str, Any]:
     responses={k: v for k, v in PROBLEM_RESPONSES.items() if k != 404},
 )
 async def upload_image(request: Request, svc: Svc) -> JSONResponse:
+    return await upload_response(request, svc)
+
+
+async def upload_response(request: Request, svc: Services) -> JSONResponse:
+    """``POST /api/v1/images``; raises the upload's ImgpipeError. Shared with ``hot.HotRoutes``."""
     # Straight into the store as it arrives: for the folder store, accepting it is a rename.
     staged = svc.store.stage(svc.policy.bucket_original)
     try:
@@ -124,9 +132,16 @@ async def get_image(
     svc: Svc,
     wait: Annotated[
         float,
-        Query(ge=0, le=60, description="Long-poll: answer as soon as the status changes, or after this many seconds"),
+        Query(
+            ge=0, le=WAIT_MAX, description="Long-poll: answer as soon as the status changes, or after this many seconds"
+        ),
     ] = 0,
 ) -> Any:
+    return await status_response(request, svc, job_id, wait)
+
+
+async def status_response(request: Request, svc: Services, job_id: str, wait: float) -> JSONResponse:
+    """``GET /api/v1/images/{job_id}``; raises JobNotFound. Shared with ``hot.HotRoutes``."""
     if wait:
         job = await queries.wait_for_change(
             _job_id(job_id), jobs=svc.jobs, within=wait, local_writes=svc.local_status_writes

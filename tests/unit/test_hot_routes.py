@@ -1,0 +1,124 @@
+"""Upload and status answered by ``HotRoutes`` match FastAPI's own routes, and skip its routing."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from starlette.routing import Router
+
+from imgpipe.adapters.db.migrate import upgrade
+from imgpipe.api.app import create_app
+from imgpipe.config import Settings
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)")
+_BLAKE3 = re.compile(r"blake3:[0-9a-f]{64}")
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def _multipart(field: str, data: bytes, filename: str = "a.jpg") -> dict[str, Any]:
+    return {"files": {field: (filename, data, "application/octet-stream")}}
+
+
+@asynccontextmanager
+async def _client(tmp_path: Path, *, hot: bool) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(data_dir=tmp_path / ("hot" if hot else "framework"))
+    await upgrade(settings.database.url)
+    app = create_app(settings, hot_routes=hot)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        yield client
+
+
+async def _exchange(client: httpx.AsyncClient) -> list[tuple[str, int, str, str | None, str | None, str]]:
+    """The same requests, in order; each answer with ids, times and checksums masked."""
+    jpeg = _jpeg()
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/api/v1/images", _multipart("file", jpeg)),
+        ("POST", "/api/v1/images", {"content": b"\xff\xd8\xff", "headers": {"content-type": "image/jpeg"}}),
+        ("POST", "/api/v1/images", _multipart("picture", jpeg)),
+        ("POST", "/api/v1/images", _multipart("file", b"just some text, not an image")),
+        ("POST", "/api/v1/images", _multipart("file", b"")),
+    ]
+    answers = []
+    for method, url, kwargs in requests:
+        answers.append(await client.request(method, url, **kwargs))
+    job = answers[0].json()["id"]
+    for url in (
+        f"/api/v1/images/{job}",
+        f"/api/v1/images/{job}?wait=0.05",
+        "/api/v1/images/8d4ab1f0-5b42-4b8e-9d3e-7b1a2c3d4e5f",
+        "/api/v1/images/not-a-job-id",
+        f"/api/v1/images/{job}?wait=abc",
+        f"/api/v1/images/{job}?wait=61",
+    ):
+        answers.append(await client.get(url))
+    return [
+        (
+            _mask(str(r.request.url.path) + "?" + r.request.url.query.decode()) or "",
+            r.status_code,
+            r.headers["content-type"],
+            _mask(r.headers.get("location")),
+            r.headers.get("connection"),
+            _mask(r.text) or "",
+        )
+        for r in answers
+    ]
+
+
+def _mask(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return _BLAKE3.sub("<blake3>", _TIME.sub("<time>", _ID.sub("<id>", text)))
+
+
+async def test_upload_and_status_answer_as_fastapis_routes_do(tmp_path: Path) -> None:
+    async with _client(tmp_path, hot=False) as framework:
+        expected = await _exchange(framework)
+    async with _client(tmp_path, hot=True) as hot:
+        got = await _exchange(hot)
+    assert [status for _, status, *_ in expected] == [202, 400, 400, 415, 400, 200, 200, 404, 404, 422, 422]
+    for want, have in zip(expected, got, strict=True):
+        assert have == want
+
+
+async def test_the_hot_routes_skip_the_router_and_everything_else_reaches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routed: list[str] = []
+    original = Router.__call__
+
+    async def counting(self: Router, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            routed.append(f"{scope['method']} {scope['path']}?{scope['query_string'].decode()}")
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(Router, "__call__", counting)
+    async with _client(tmp_path, hot=True) as client:
+        job = (await client.post("/api/v1/images", **_multipart("file", _jpeg()))).json()["id"]
+        assert (await client.get(f"/api/v1/images/{job}")).status_code == 200
+        assert (await client.get(f"/api/v1/images/{job}?wait=0.01")).status_code == 200
+        assert (await client.get("/api/v1/images/unknown")).status_code == 404
+        assert routed == []
+        assert (await client.get(f"/api/v1/images/{job}?wait=1e-2")).status_code == 200
+        assert (await client.get(f"/api/v1/images/{job}/variants/original")).status_code == 200
+        assert (await client.get("/api/v1/images")).status_code == 200
+    assert routed == [
+        f"GET /api/v1/images/{job}?wait=1e-2",
+        f"GET /api/v1/images/{job}/variants/original?",
+        "GET /api/v1/images?",
+    ]
