@@ -138,7 +138,7 @@ def _measure(quick: bool, skip: set[str], install: bool, log: Callable[[str], No
                     "passes": 3,
                     "copies": 2,
                     "idle_count": 15,
-                    "jpeg_count": 24,
+                    "jpeg_count": 96,  # 32 per pass: per-run costs (connections, the meter) spread thin
                     "upload_count": 10,
                     "upload_seconds": 2.0,
                 }
@@ -159,7 +159,7 @@ def _measure(quick: bool, skip: set[str], install: bool, log: Callable[[str], No
                 results["skipped"].append("thumbor: not installed (run without --no-install)")
             else:
                 ips = results.get("kernel", {}).get("multi_ips", {})
-                _section("peer", results, log, lambda: measure_peer(corpus, exe, ips, work=work, seconds=3.0, log=log))
+                _section("peer", results, log, lambda: measure_peer(corpus, exe, ips, work=work, seconds=2.0, log=log))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results
