@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=100_000_000, gt=0)
     upload_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     upload_timeout_seconds: float = Field(default=300.0, gt=0)
+    max_concurrent_uploads: int = Field(default=64, ge=1)
 
     thumbnail_size: int = Field(default=256, ge=16, le=4096)
     jpeg_quality: int = Field(default=80, ge=1, le=100)

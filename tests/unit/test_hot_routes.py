@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
@@ -122,3 +123,34 @@ async def test_the_hot_routes_skip_the_router_and_everything_else_reaches_it(
         f"GET /api/v1/images/{job}/variants/original?",
         "GET /api/v1/images?",
     ]
+
+
+async def test_one_upload_more_than_the_limit_is_refused_at_once_and_the_slot_comes_back(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, max_concurrent_uploads=1)
+    await upgrade(settings.database.url)
+    app = create_app(settings)
+    release = asyncio.Event()
+    boundary = "slowboundary"
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+        ).encode() + _jpeg()[:100]
+        await release.wait()  # the client pauses mid-upload, holding its slot
+        yield _jpeg()[100:] + f"\r\n--{boundary}--\r\n".encode()
+
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+        slow = asyncio.create_task(client.post("/api/v1/images", content=slow_body(), headers=headers))
+        await asyncio.sleep(0.2)
+        refused = await client.post("/api/v1/images", **_multipart("file", _jpeg()))
+        assert refused.status_code == 503 and refused.json()["code"] == "too_many_uploads"
+        assert refused.headers["retry-after"] == "5" and refused.headers["connection"] == "close"
+        release.set()
+        assert (await slow).status_code == 202
+        bad = await client.post("/api/v1/images", **_multipart("file", b"not an image"))
+        assert bad.status_code == 415  # a refused upload gives its slot back too
+        assert (await client.post("/api/v1/images", **_multipart("file", _jpeg()))).status_code == 202
+    assert app.state.upload_slots.active == 0

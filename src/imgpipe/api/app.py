@@ -15,6 +15,7 @@ import imgpipe
 from imgpipe.api import problems
 from imgpipe.api.hot import HotRoutes
 from imgpipe.api.routes import router
+from imgpipe.api.upload import UploadSlots
 from imgpipe.bootstrap import Services, build_services
 from imgpipe.config import Settings
 from imgpipe.imaging.types import ImageFormat
@@ -60,6 +61,7 @@ def create_app(
         summary="Upload images; get thumbnails, made asynchronously.",
         lifespan=lifespan,
     )
+    app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
     problems.install(app)
     app.include_router(router)
     if hot_routes:

@@ -88,8 +88,8 @@ def for_domain_error(request: Request, exc: errors.ImgpipeError) -> JSONResponse
     if status >= 500:
         log.warning("request failed", extra={"path": request.url.path, "code": exc.code, "error": exc.message})
     response = problem(status, exc.code, exc.message, request.url.path)
-    if status in (408, 413, 415, 400) and request.method == "POST":
-        # The rest of the body was not read: do not reuse the connection.
+    if status in (400, 408, 413, 415, 503) and request.method == "POST":
+        # The rest of the body may not have been read: do not reuse the connection.
         response.headers["Connection"] = "close"
     return response
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from imgpipe.api.problems import PROBLEM_RESPONSES, problem
 from imgpipe.api.schemas import JobOut, JobPage, decode_cursor, encode_cursor, job_out
-from imgpipe.api.upload import receive_upload
+from imgpipe.api.upload import UploadSlots, receive_upload
 from imgpipe.bootstrap import Services
 from imgpipe.domain.errors import JobNotFound
 from imgpipe.domain.job import Job
@@ -77,6 +77,12 @@ async def upload_image(request: Request, svc: Svc) -> JSONResponse:
 
 async def upload_response(request: Request, svc: Services) -> JSONResponse:
     """``POST /api/v1/images``; raises the upload's ImgpipeError. Shared with ``hot.HotRoutes``."""
+    slots: UploadSlots = request.app.state.upload_slots
+    with slots.take():
+        return await _upload(request, svc)
+
+
+async def _upload(request: Request, svc: Services) -> JSONResponse:
     # Straight into the store as it arrives: for the folder store, accepting it is a rename.
     staged = svc.store.stage(svc.policy.bucket_original)
     try:

@@ -9,6 +9,8 @@ stops sending is cut off after an idle timeout.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +19,11 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from imgpipe.domain import checksums
-from imgpipe.domain.errors import PermanentError, UploadTooLarge
+from imgpipe.domain.errors import PermanentError, RetryableError, UploadTooLarge
 from imgpipe.domain.ports import Staged
 from imgpipe.imaging.sniff import HEAD_SIZE, sniff
 
-__all__ = ["BadUpload", "ReceivedFile", "UploadTimeout", "receive_upload"]
+__all__ = ["BadUpload", "ReceivedFile", "TooManyUploads", "UploadSlots", "UploadTimeout", "receive_upload"]
 
 FIELD = "file"
 _ENVELOPE = 256 * 1024  # room for multipart headers and small extra fields
@@ -35,6 +37,33 @@ class BadUpload(PermanentError):
 class UploadTimeout(PermanentError):
     code = "upload_timeout"
     default_message = "The upload took too long: it stalled, or trickled past the time limit."
+
+
+class TooManyUploads(RetryableError):
+    code = "too_many_uploads"
+    default_message = "This server is receiving as many uploads as it takes at once; try again in a few seconds."
+
+
+class UploadSlots:
+    """At most ``limit`` uploads stream into one process at once; one more is refused at once, not queued.
+
+    Each upload holds a staged file, a descriptor and its share of the disk until it ends:
+    without a limit, a crowd of slow clients would exhaust them for everyone.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    @contextmanager
+    def take(self) -> Iterator[None]:
+        if self.active >= self.limit:
+            raise TooManyUploads()
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
 
 
 @dataclass
