@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar
 from uuid import UUID
 
 from imgpipe.domain.checksums import checksum
@@ -26,6 +26,7 @@ from imgpipe.services.policy import Policy, with_retries
 __all__ = ["Outcome", "process_job", "variant_key"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -63,8 +64,12 @@ async def process_job(
 
     log.info("job processing", extra=context)
     try:
-        async with _lease_kept(jobs, job, policy):
-            made = await _make_variants(job, store=store, kernel=kernel, policy=policy)
+        made = await _while_leased(jobs, job, policy, _make_variants(job, store=store, kernel=kernel, policy=policy))
+    except _LeaseLost:
+        # Another worker took the job over (this one stalled past its lease): its attempt is the
+        # one that counts, so this one stops now instead of rendering for nothing.
+        log.warning("lease lost, attempt abandoned", extra=context)
+        return Outcome.SKIPPED
     except (PermanentError, StoreUnavailable) as exc:
         # Storage still away after the bounded retries fails the job, as corrupt data does.
         await jobs.fail(job_id, job.attempts, JobError.of(exc))
@@ -119,9 +124,16 @@ async def _make_variants(job: Job, *, store: ObjectStore, kernel: Kernel, policy
     return made
 
 
-@asynccontextmanager
-async def _lease_kept(jobs: JobRepository, job: Job, policy: Policy) -> AsyncIterator[None]:
-    """Extend the job's lease while the body runs, so the reconciler leaves it alone."""
+class _LeaseLost(Exception):
+    """The job's lease could not be extended: another attempt holds the job now."""
+
+
+async def _while_leased(jobs: JobRepository, job: Job, policy: Policy, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` while extending the job's lease, so the reconciler leaves it alone.
+
+    Raises ``_LeaseLost`` (with ``work`` cancelled, and a kernel render with it) when an
+    extension finds the job taken over. A database outage is not a loss: it keeps trying.
+    """
 
     async def beat() -> None:
         interval = policy.lease.total_seconds() / 3
@@ -129,13 +141,17 @@ async def _lease_kept(jobs: JobRepository, job: Job, policy: Policy) -> AsyncIte
             await asyncio.sleep(interval)
             with contextlib.suppress(DatabaseUnavailable):
                 if not await jobs.extend_lease(job.id, job.attempts, policy.lease):
-                    log.warning("lease lost", extra={"job_id": str(job.id), "attempt": job.attempts})
                     return
 
-    task = asyncio.create_task(beat(), name=f"lease-{job.id}")
+    task = asyncio.ensure_future(work)
+    beater = asyncio.create_task(beat(), name=f"lease-{job.id}")
     try:
-        yield
+        await asyncio.wait({task, beater}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        raise _LeaseLost()
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (beater, task):
+            running.cancel()
+        # Cancelled from outside (the worker stopping) or not, the work's clean-up runs to its end.
+        await asyncio.gather(beater, task, return_exceptions=True)

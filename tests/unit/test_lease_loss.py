@@ -1,0 +1,117 @@
+"""A worker whose job is taken over stops rendering at the next lease extension; one that keeps its lease finishes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from imgpipe.adapters.db.engine import open_database
+from imgpipe.adapters.db.migrate import upgrade
+from imgpipe.adapters.db.repository import SqlJobRepository
+from imgpipe.adapters.storage.local import LocalStore
+from imgpipe.config import Settings
+from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
+from imgpipe.imaging.types import Rendered, VariantSpec
+from imgpipe.services.policy import Policy
+from imgpipe.services.processing import Outcome, process_job
+
+POLICY = Policy(lease=timedelta(seconds=0.3))  # extended every 0.1 s
+
+
+class HeldKernel:
+    """A render that lasts until ``finish`` is set; records whether it was cancelled instead."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.finish = asyncio.Event()
+        self.cancelled = False
+
+    async def render(self, source: bytes | Path, spec: VariantSpec) -> Rendered:
+        self.started.set()
+        try:
+            await self.finish.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return Rendered(b"\xff\xd8\xff\xd9", "image/jpeg", 4, 3)
+
+
+@pytest.fixture
+async def repo(tmp_path: Path) -> AsyncIterator[SqlJobRepository]:
+    url = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db").database.url
+    await upgrade(url)
+    database = open_database(url)
+    yield SqlJobRepository(database)
+    await database.dispose()
+
+
+async def _pending_job(repo: SqlJobRepository) -> Job:
+    now = datetime.now(UTC)
+    job_id = uuid4()
+    original = Variant(
+        type=ORIGINAL, bucket=POLICY.bucket_original, key=f"{job_id}.jpg", content_type="image/jpeg",
+        format="jpeg", width=4, height=3, bytes=4,
+    )
+    job = Job(id=job_id, status=JobStatus.PENDING, created_at=now, updated_at=now, variants=(original,))
+    await repo.add(job)
+    return job
+
+
+async def test_a_job_taken_over_mid_render_is_abandoned_and_left_to_its_new_holder(
+    repo: SqlJobRepository, tmp_path: Path
+) -> None:
+    job = await _pending_job(repo)
+    kernel = HeldKernel()
+    async with LocalStore(tmp_path / "objects") as store:
+        working = asyncio.create_task(
+            process_job(job.id, redelivered=False, jobs=repo, store=store, kernel=kernel, policy=POLICY)
+        )
+        await asyncio.wait_for(kernel.started.wait(), 5)
+        taken = await repo.claim(job.id, lease=timedelta(minutes=5), takeover=True)  # another worker
+        assert taken is not None and taken.attempts == 2
+        outcome = await asyncio.wait_for(working, 2)  # the render was never let finish
+    assert outcome is Outcome.SKIPPED and kernel.cancelled
+    now = await repo.get(job.id)
+    assert now is not None and now.status is JobStatus.PROCESSING and now.attempts == 2  # not handed back
+
+
+async def test_a_render_longer_than_the_lease_finishes_while_the_lease_is_kept(
+    repo: SqlJobRepository, tmp_path: Path
+) -> None:
+    job = await _pending_job(repo)
+    kernel = HeldKernel()
+    async with LocalStore(tmp_path / "objects") as store:
+        working = asyncio.create_task(
+            process_job(job.id, redelivered=False, jobs=repo, store=store, kernel=kernel, policy=POLICY)
+        )
+        await asyncio.wait_for(kernel.started.wait(), 5)
+        await asyncio.sleep(1.0)  # over three leases: without the extensions it would have expired
+        assert not working.done()
+        kernel.finish.set()
+        outcome = await asyncio.wait_for(working, 5)
+    assert outcome is Outcome.DONE and not kernel.cancelled
+    done = await repo.get(job.id)
+    assert done is not None and done.status is JobStatus.DONE and done.attempts == 1
+
+
+async def test_a_worker_stopping_mid_render_cancels_it_and_hands_the_job_back(
+    repo: SqlJobRepository, tmp_path: Path
+) -> None:
+    job = await _pending_job(repo)
+    kernel = HeldKernel()
+    async with LocalStore(tmp_path / "objects") as store:
+        working = asyncio.create_task(
+            process_job(job.id, redelivered=False, jobs=repo, store=store, kernel=kernel, policy=POLICY)
+        )
+        await asyncio.wait_for(kernel.started.wait(), 5)
+        working.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await working
+    assert kernel.cancelled
+    back = await repo.get(job.id)
+    assert back is not None and back.status is JobStatus.PENDING
