@@ -115,3 +115,24 @@ async def test_a_worker_stopping_mid_render_cancels_it_and_hands_the_job_back(
     assert kernel.cancelled
     back = await repo.get(job.id)
     assert back is not None and back.status is JobStatus.PENDING
+
+
+async def test_a_failing_lease_keeper_is_not_a_lost_lease_and_the_render_finishes(
+    repo: SqlJobRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("a bug in extend_lease")
+
+    monkeypatch.setattr(repo, "extend_lease", broken)
+    job = await _pending_job(repo)
+    kernel = HeldKernel()
+    async with LocalStore(tmp_path / "objects") as store:
+        working = asyncio.create_task(
+            process_job(job.id, redelivered=False, jobs=repo, store=store, kernel=kernel, policy=POLICY)
+        )
+        await asyncio.wait_for(kernel.started.wait(), 5)
+        await asyncio.sleep(0.3)  # the keeper has failed by now
+        assert not working.done()
+        kernel.finish.set()
+        assert await asyncio.wait_for(working, 5) is Outcome.DONE
+    assert not kernel.cancelled and "lease keeper failed" in caplog.text

@@ -149,7 +149,12 @@ async def _while_leased(jobs: JobRepository, job: Job, policy: Policy, work: Cor
         await asyncio.wait({task, beater}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             return task.result()
-        raise _LeaseLost()
+        failed = beater.exception()
+        if failed is None:
+            raise _LeaseLost()
+        # A bug in the keeper is not a lost lease: finish the work unkept, as the reconciler allows.
+        log.error("lease keeper failed", extra={"job_id": str(job.id)}, exc_info=failed)
+        return await task
     finally:
         for running in (beater, task):
             running.cancel()
