@@ -95,6 +95,7 @@ async def _hammer(urls: list[str], names: list[str], seconds: float, concurrency
     deadline = time.monotonic() + seconds
     t0 = time.monotonic()
     per_url = max(1, concurrency // len(urls))
+    loops = per_url * len(urls)
     # The same lean client that drives imgpipe: neither side pays more for the harness.
     async with contextlib.AsyncExitStack() as stack:
         webs = [await stack.enter_async_context(client(url, per_url)) for url in urls]
@@ -106,9 +107,9 @@ async def _hammer(urls: list[str], names: list[str], seconds: float, concurrency
                 response = await web.request("GET", _thumbor_path(names[i % len(names)]))
                 good = response.status == 200 and response.headers.get("content-type", "").startswith("image/")
                 ok, failed = ok + good, failed + (not good)
-                i += concurrency
+                i += loops
 
-        await asyncio.gather(*(loop(k) for k in range(per_url * len(webs))))
+        await asyncio.gather(*(loop(k) for k in range(loops)))
     return ok, failed, time.monotonic() - t0
 
 
