@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -62,9 +63,11 @@ async def _pending_job(repo: SqlJobRepository) -> Job:
     return job
 
 
-async def test_a_job_taken_over_mid_render_is_abandoned_and_left_to_its_new_holder(
+@asynccontextmanager
+async def _rendering(
     repo: SqlJobRepository, tmp_path: Path
-) -> None:
+) -> AsyncIterator[tuple[Job, HeldKernel, asyncio.Task[Outcome]]]:
+    """A pending job being processed, its render held in the kernel until the test lets it go."""
     job = await _pending_job(repo)
     kernel = HeldKernel()
     async with LocalStore(tmp_path / "objects") as store:
@@ -72,6 +75,13 @@ async def test_a_job_taken_over_mid_render_is_abandoned_and_left_to_its_new_hold
             process_job(job.id, redelivered=False, jobs=repo, store=store, kernel=kernel, policy=POLICY)
         )
         await asyncio.wait_for(kernel.started.wait(), 5)
+        yield job, kernel, working
+
+
+async def test_a_job_taken_over_mid_render_is_abandoned_and_left_to_its_new_holder(
+    repo: SqlJobRepository, tmp_path: Path
+) -> None:
+    async with _rendering(repo, tmp_path) as (job, kernel, working):
         taken = await repo.claim(job.id, lease=timedelta(minutes=5), takeover=True)  # another worker
         assert taken is not None and taken.attempts == 2
         outcome = await asyncio.wait_for(working, 2)  # the render was never let finish
@@ -83,13 +93,7 @@ async def test_a_job_taken_over_mid_render_is_abandoned_and_left_to_its_new_hold
 async def test_a_render_longer_than_the_lease_finishes_while_the_lease_is_kept(
     repo: SqlJobRepository, tmp_path: Path
 ) -> None:
-    job = await _pending_job(repo)
-    kernel = HeldKernel()
-    async with LocalStore(tmp_path / "objects") as store:
-        working = asyncio.create_task(
-            process_job(job.id, redelivered=False, jobs=repo, store=store, kernel=kernel, policy=POLICY)
-        )
-        await asyncio.wait_for(kernel.started.wait(), 5)
+    async with _rendering(repo, tmp_path) as (job, kernel, working):
         await asyncio.sleep(1.0)  # over three leases: without the extensions it would have expired
         assert not working.done()
         kernel.finish.set()
@@ -102,13 +106,7 @@ async def test_a_render_longer_than_the_lease_finishes_while_the_lease_is_kept(
 async def test_a_worker_stopping_mid_render_cancels_it_and_hands_the_job_back(
     repo: SqlJobRepository, tmp_path: Path
 ) -> None:
-    job = await _pending_job(repo)
-    kernel = HeldKernel()
-    async with LocalStore(tmp_path / "objects") as store:
-        working = asyncio.create_task(
-            process_job(job.id, redelivered=False, jobs=repo, store=store, kernel=kernel, policy=POLICY)
-        )
-        await asyncio.wait_for(kernel.started.wait(), 5)
+    async with _rendering(repo, tmp_path) as (job, kernel, working):
         working.cancel()
         with pytest.raises(asyncio.CancelledError):
             await working
@@ -124,13 +122,7 @@ async def test_a_failing_lease_keeper_is_not_a_lost_lease_and_the_render_finishe
         raise RuntimeError("a bug in extend_lease")
 
     monkeypatch.setattr(repo, "extend_lease", broken)
-    job = await _pending_job(repo)
-    kernel = HeldKernel()
-    async with LocalStore(tmp_path / "objects") as store:
-        working = asyncio.create_task(
-            process_job(job.id, redelivered=False, jobs=repo, store=store, kernel=kernel, policy=POLICY)
-        )
-        await asyncio.wait_for(kernel.started.wait(), 5)
+    async with _rendering(repo, tmp_path) as (job, kernel, working):
         await asyncio.sleep(0.3)  # the keeper has failed by now
         assert not working.done()
         kernel.finish.set()

@@ -87,11 +87,14 @@ async def test_a_write_lock_held_by_another_connection_is_waited_for_off_the_loo
 async def test_another_threads_event_loop_uses_the_pool_not_the_loop_connection(database: Database) -> None:
     assert await database.run(_thread_of) == threading.get_ident()
 
-    def elsewhere() -> int:
-        return asyncio.run(database.run(_thread_of))
+    def elsewhere() -> tuple[int, int, str]:
+        ran_on = asyncio.run(database.run(lambda tx: (threading.get_ident(), threading.current_thread().name)))
+        return threading.get_ident(), *ran_on
 
-    other_loop_thread = await asyncio.to_thread(elsewhere)
+    caller, other_loop_thread, name = await asyncio.to_thread(elsewhere)
     assert other_loop_thread != threading.get_ident()
+    # Not the other loop's own thread either: the inline connection belongs to the first loop only.
+    assert other_loop_thread != caller and name.startswith("db-sqlite")
 
 
 async def test_the_write_ahead_log_is_checkpointed_by_the_pool_every_so_many_commits(

@@ -60,7 +60,7 @@ def _handler(scope: Scope) -> Handler | None:
     wait = _wait(scope["query_string"])
     if not job_id or "/" in job_id or wait is None:
         return None
-    return partial(_status, job_id=job_id, wait=wait)
+    return partial(routes.status_response, job_id=job_id, wait=wait)
 
 
 def _wait(query: bytes) -> float | None:
@@ -72,7 +72,3 @@ def _wait(query: bytes) -> float | None:
         return None
     wait = float(plain[1])
     return wait if wait <= routes.WAIT_MAX else None
-
-
-async def _status(request: Request, svc: Services, *, job_id: str, wait: float) -> Response:
-    return await routes.status_response(request, svc, job_id, wait)
