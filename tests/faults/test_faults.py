@@ -365,3 +365,31 @@ def test_a_hanging_job_is_ended_by_the_hard_timeout(faulty: FaultyStack, record:
         observed="FAILED processing_timeout after 2 s; the hung kernel process was killed and replaced; "
         "the worker lived on and the next job was DONE",
     )
+
+
+def test_a_broker_connection_cut_mid_job_does_not_render_the_job_twice(
+    faulty: FaultyStack, record: dict[str, Any]
+) -> None:
+    fs = faulty
+    [worker] = fs.stack.worker_processes
+    worker.freeze_kernels()
+    job_id = upload(fs.stack, photo(90))
+    processing(fs, job_id)
+    # The worker's link to RabbitMQ is cut with the job in hand: the broker requeues the unacked
+    # message, and the worker's reconnected consumer gets it again while the first attempt renders.
+    fs.worker.rabbitmq.reset()
+    wait_until(lambda: "the new delivery waits for it" in worker.output(), 30, "the redelivery", fs.stack)
+    assert get_job(fs.stack, job_id)["attempts"] == 1  # not taken over
+    worker.thaw_kernels()
+    job = assert_invariant(fs.stack, [job_id])[job_id]
+    assert job["attempts"] == 1
+    wait_until(lambda: worker.output().count("delivery skipped") == 1, 20, "the redelivery settled", fs.stack)
+    wait_until(lambda: queue_depths(fs) == (0, 0), 10, "queue drained", fs.stack)
+    record.update(
+        scenario="14. The worker's connection to RabbitMQ is cut mid-job",
+        done="Kernel frozen mid-job, the worker's RabbitMQ link reset (TCP RST); aio-pika reconnected and the "
+        "broker redelivered the unacked message to the same worker",
+        observed="the redelivery waited for the worker's own attempt instead of taking the job over: DONE in "
+        f"{job['attempts']} attempt, one render, one thumbnail; the redelivery was then skipped and acked, "
+        "queue and dead-letter queue empty",
+    )

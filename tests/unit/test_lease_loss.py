@@ -1,8 +1,10 @@
-"""A worker whose job is taken over stops rendering at the next lease extension; one that keeps its lease finishes."""
+"""Takeovers: a worker whose job is taken over stops rendering at the next lease extension; one that keeps its
+lease finishes; a redelivery to the worker still rendering the job waits for that render instead of taking over."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,12 +16,16 @@ import pytest
 from imgpipe.adapters.db.engine import open_database
 from imgpipe.adapters.db.migrate import upgrade
 from imgpipe.adapters.db.repository import SqlJobRepository
+from imgpipe.adapters.queue.memory import MemoryQueue
 from imgpipe.adapters.storage.local import LocalStore
 from imgpipe.config import Settings
+from imgpipe.domain.errors import ProcessingCrashed
 from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
+from imgpipe.domain.message import encode
 from imgpipe.imaging.types import Rendered, VariantSpec
 from imgpipe.services.policy import Policy
 from imgpipe.services.processing import Outcome, process_job
+from imgpipe.worker.runner import Worker
 
 POLICY = Policy(lease=timedelta(seconds=0.3))  # extended every 0.1 s
 
@@ -31,9 +37,14 @@ class HeldKernel:
         self.started = asyncio.Event()
         self.finish = asyncio.Event()
         self.cancelled = False
+        self.renders = 0
+        self.crashes = 0  # how many renders, from the first, die as a killed kernel process would
 
     async def render(self, source: bytes | Path, spec: VariantSpec) -> Rendered:
+        self.renders += 1
         self.started.set()
+        if self.renders <= self.crashes:
+            raise ProcessingCrashed()
         try:
             await self.finish.wait()
         except asyncio.CancelledError:
@@ -128,3 +139,64 @@ async def test_a_failing_lease_keeper_is_not_a_lost_lease_and_the_render_finishe
         kernel.finish.set()
         assert await asyncio.wait_for(working, 5) is Outcome.DONE
     assert not kernel.cancelled and "lease keeper failed" in caplog.text
+
+
+class RecordedDelivery:
+    def __init__(self, job: Job, *, redelivered: bool) -> None:
+        self.body = encode(job.id)
+        self.redelivered = redelivered
+        self.settled: list[str] = []
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def retry(self) -> None:
+        self.settled.append("retry")
+
+    async def dead_letter(self) -> None:
+        self.settled.append("dead_letter")
+
+
+@asynccontextmanager
+async def _worker(repo: SqlJobRepository, tmp_path: Path, kernel: HeldKernel) -> AsyncIterator[Worker]:
+    async with LocalStore(tmp_path / "objects") as store:
+        policy = Policy(lease=POLICY.lease, retry_backoff_seconds=0.05)
+        yield Worker(repo, store, MemoryQueue(), kernel, policy, prefetch=4, reconcile_interval=60, shutdown_grace=1)
+
+
+async def test_a_redelivery_while_this_worker_renders_the_job_waits_for_it_and_renders_nothing(
+    repo: SqlJobRepository, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker redelivers the message of a channel that died mid-job, to the same worker.
+    caplog.set_level(logging.INFO, logger="imgpipe.worker.runner")
+    job, kernel = await _pending_job(repo), HeldKernel()
+    first, again = RecordedDelivery(job, redelivered=False), RecordedDelivery(job, redelivered=True)
+    async with _worker(repo, tmp_path, kernel) as worker:
+        working = asyncio.create_task(worker._handle(first))
+        await asyncio.wait_for(kernel.started.wait(), 5)
+        waiting = asyncio.create_task(worker._handle(again))
+        await asyncio.sleep(0.4)  # a takeover would have claimed and started a second render by now
+        assert kernel.renders == 1 and not waiting.done()
+        assert "the new delivery waits for it" in caplog.text
+        kernel.finish.set()
+        await asyncio.wait_for(asyncio.gather(working, waiting), 5)
+    assert first.settled == ["ack"] and again.settled == ["ack"]
+    assert kernel.renders == 1 and not kernel.cancelled
+    done = await repo.get(job.id)
+    assert done is not None and done.status is JobStatus.DONE and done.attempts == 1
+    assert worker._working_on == {}
+
+
+async def test_a_redelivery_takes_the_job_over_once_this_workers_attempt_ended_unfinished(
+    repo: SqlJobRepository, tmp_path: Path
+) -> None:
+    job, kernel = await _pending_job(repo), HeldKernel()
+    kernel.crashes = 1  # the first attempt's kernel dies: its delivery is given back
+    kernel.finish.set()
+    first, again = RecordedDelivery(job, redelivered=False), RecordedDelivery(job, redelivered=True)
+    async with _worker(repo, tmp_path, kernel) as worker:
+        await asyncio.wait_for(asyncio.gather(worker._handle(first), worker._handle(again)), 5)
+    assert first.settled == ["retry"] and again.settled == ["ack"]
+    assert kernel.renders == 2
+    done = await repo.get(job.id)
+    assert done is not None and done.status is JobStatus.DONE and done.attempts == 2

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from uuid import UUID
 
 from imgpipe.domain.errors import DatabaseUnavailable, JobNotFound, RetryableError
 from imgpipe.domain.message import MalformedMessage, decode
@@ -32,6 +35,7 @@ class Worker:
 
     def __post_init__(self) -> None:
         self._inflight: set[asyncio.Task[None]] = set()
+        self._working_on: dict[UUID, asyncio.Event] = {}  # set when this process's attempt at the job ends
 
     async def run(self, stop: asyncio.Event, *, recover_everything: bool = False) -> None:
         """Work until ``stop`` is set, then drain within the grace period.
@@ -104,6 +108,25 @@ class Worker:
         finally:
             self._inflight.discard(task)
 
+    @asynccontextmanager
+    async def _only_attempt_here(self, job_id: UUID) -> AsyncIterator[None]:
+        """One delivery of a job at a time in this process: a later one waits for the earlier to be settled.
+
+        The broker redelivers the message of a channel that died (a connection blip) while
+        this process still works on it. Processed at once, the redelivery would take the job
+        over and render it a second time; after the first attempt, it finds the job final
+        (and is acked) or takes over an attempt that really ended.
+        """
+        while (earlier := self._working_on.get(job_id)) is not None:
+            log.info("job already in progress here: the new delivery waits for it", extra={"job_id": str(job_id)})
+            await earlier.wait()
+        ended = self._working_on[job_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._working_on[job_id]
+            ended.set()
+
     async def _settle(self, delivery: Delivery) -> None:
         try:
             job_id = decode(delivery.body)
@@ -111,6 +134,10 @@ class Worker:
             log.error("malformed message dead-lettered", extra={"error": str(exc)})
             await delivery.dead_letter()
             return
+        async with self._only_attempt_here(job_id):
+            await self._process(delivery, job_id)
+
+    async def _process(self, delivery: Delivery, job_id: UUID) -> None:
         try:
             await process_job(
                 job_id,

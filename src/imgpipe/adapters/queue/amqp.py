@@ -2,7 +2,8 @@
 
 A durable quorum queue with a delivery limit and a dead-letter queue, persistent
 messages, publisher confirms, manual acks. Connections are robust: aio-pika
-reconnects and restores the consumer after a broker restart. If the broker is
+reconnects and restores the consumer after a broker restart, and a delivery being
+handled when its channel dies is handled to the end. If the broker is
 down when imgpipe starts, it keeps trying in the background and ``publish``
 raises ``BrokerUnavailable`` until it is back, so the API never hangs on it.
 """
@@ -81,6 +82,7 @@ class AmqpQueue:
         self._publish_channel: AbstractChannel | None = None
         self._connected = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None
+        self._handling: set[asyncio.Future[None]] = set()  # deliveries being handled, whatever their channel
 
 
     async def __aenter__(self) -> AmqpQueue:
@@ -187,7 +189,14 @@ class AmqpQueue:
         queue = await self._declare(channel)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            await handler(_AmqpDelivery(message))
+            # aiormq runs this in a task of the channel and cancels it when the channel dies. The
+            # handler runs in a task of its own instead: a connection blip must not abort the job
+            # in hand (and count an attempt against it); the message comes back redelivered, and
+            # the worker settles that copy once its own attempt ends.
+            handling = asyncio.ensure_future(handler(_AmqpDelivery(message)))
+            self._handling.add(handling)
+            handling.add_done_callback(self._handling.discard)
+            await asyncio.shield(handling)
 
         tag = await queue.consume(on_message, no_ack=False)
         return _AmqpConsumer(queue, tag)
