@@ -166,7 +166,7 @@ def _stages(plan: dict[str, Any]) -> dict[str, Any]:
             header = inspect(io.BytesIO(data), limits)
             t1 = time.perf_counter()
             if header.info.format is ImageFormat.JPEG:  # the kernel's Pillow route (these JPEGs are YCbCr)
-                small = _pil.fit_jpeg(_pil.open_jpeg(data, limits), header.orientation, spec)
+                small = _pil.fit_jpeg(_pil.open_jpeg(data, limits, header.orientation, spec), header.orientation, spec)
                 t2 = time.perf_counter()
                 _pil.encode_jpeg(small, spec)
             else:

@@ -11,6 +11,7 @@ from PIL import Image, ImageCms, ImageOps, TiffImagePlugin
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge
 from imgpipe.imaging._bmp_pixels import decode_bitfields
 from imgpipe.imaging._header import Crop, Header, Mirror, Rotate, Transform
+from imgpipe.imaging._progressive import dc_only
 from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
 
 __all__ = [
@@ -30,9 +31,20 @@ _ROTATIONS = {1: _T.ROTATE_90, 2: _T.ROTATE_180, 3: _T.ROTATE_270}  # Pillow's t
 _MIRRORS = {0: _T.FLIP_TOP_BOTTOM, 1: _T.FLIP_LEFT_RIGHT}
 
 
-def open_jpeg(data: bytes, limits: Limits) -> Image.Image:
-    """The JPEG's header only (no pixels yet), checked against the limit."""
-    return _open(data, "JPEG", limits)
+def open_jpeg(data: bytes, limits: Limits, orientation: int, spec: VariantSpec) -> Image.Image:
+    """The JPEG's header only (no pixels yet), checked against the limit.
+
+    A progressive JPEG that ``fit_jpeg`` will decode at 1/8 scale is opened without the
+    scans that scale never reads (``_progressive``): the same pixels, 3 to 4 times faster.
+    """
+    image = _open(data, "JPEG", limits)
+    if image.info.get("progressive") and image.mode in ("L", "RGB"):
+        fit_w, fit_h = _draft_size(image, orientation, spec)
+        if min(image.width // fit_w, image.height // fit_h) >= 8:  # Pillow's draft() then takes 1/8
+            lean = dc_only(data)
+            if lean is not None:
+                image = _open(lean, "JPEG", limits)
+    return image
 
 
 def render_jpeg(image: Image.Image, orientation: int, spec: VariantSpec) -> Rendered:
@@ -48,15 +60,21 @@ def render_jpeg(image: Image.Image, orientation: int, spec: VariantSpec) -> Rend
 
 def fit_jpeg(image: Image.Image, orientation: int, spec: VariantSpec) -> Image.Image:
     """Decode at the DCT scale, fit, sRGB, upright: ``render_jpeg`` up to the encoder."""
-    sideways = orientation >= 5  # stored turned a quarter: fit the box turned too
-    box = (spec.height, spec.width) if sideways else (spec.width, spec.height)
-    fit_w, fit_h = _fit(image.width, image.height, VariantSpec(spec.name, *box, spec.jpeg_quality))
-    image.draft(image.mode, (fit_w, fit_h))
+    image.draft(image.mode, _draft_size(image, orientation, spec))
     image.load()
-    small = fit_to_srgb(image, VariantSpec(spec.name, *box, spec.jpeg_quality))
+    small = fit_to_srgb(image, _stored_box(orientation, spec))
     upright = _orient(small, orientation)
     upright.info.clear()  # or Pillow writes the original's comment (COM) back out
     return upright
+
+
+def _stored_box(orientation: int, spec: VariantSpec) -> VariantSpec:
+    """The box in the stored image's axes: turned too when the image is stored turned a quarter."""
+    return VariantSpec(spec.name, spec.height, spec.width, spec.jpeg_quality) if orientation >= 5 else spec
+
+
+def _draft_size(image: Image.Image, orientation: int, spec: VariantSpec) -> tuple[int, int]:
+    return _fit(image.width, image.height, _stored_box(orientation, spec))
 
 
 def encode_jpeg(upright: Image.Image, spec: VariantSpec) -> Rendered:

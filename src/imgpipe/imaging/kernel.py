@@ -73,7 +73,7 @@ def render(data: bytes, spec: VariantSpec, limits: Limits) -> Rendered:
     try:
         if header.info.format is ImageFormat.JPEG:
             with _pillow_guard(limits):
-                jpeg = _pil.open_jpeg(data, limits)
+                jpeg = _pil.open_jpeg(data, limits, header.orientation, spec)
                 if jpeg.mode in ("L", "RGB"):
                     return _pil.render_jpeg(jpeg, header.orientation, spec)
         return _vips.encode(_decode(data, header, spec, limits), spec)
