@@ -32,7 +32,10 @@ __all__ = ["ROUTES", "configure", "library_versions", "render"]
 # 4:2:0 AVIF (2.7x), 15 vs 54 ms on the corpus's 1204x800 10-bit fox (3.5x), 14 vs 41 ms
 # on the 722x1024 kimono (2.9x). libvips' heifload also refuses 'avis' sequences.
 ROUTES: dict[ImageFormat, str] = {
-    ImageFormat.JPEG: "Pillow (libjpeg-turbo, DCT-scaled draft decode); libvips jpegload for CMYK",
+    ImageFormat.JPEG: (
+        "Pillow (libjpeg-turbo, DCT-scaled draft decode; at 1/8, progressive files without their AC scans); "
+        "libvips jpegload for CMYK"
+    ),
     ImageFormat.PNG: "libvips pngload",
     ImageFormat.WEBP: "libvips webpload (scale-on-load)",
     ImageFormat.GIF: "libvips gifload (first frame)",
