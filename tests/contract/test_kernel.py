@@ -70,3 +70,19 @@ async def test_renders_run_side_by_side_and_each_gets_its_own_result(kernel: Any
     sizes = [(300 + 40 * i, 200) for i in range(6)]
     made = await asyncio.gather(*(kernel.render(jpeg(s), VariantSpec(width=100, height=100)) for s in sizes))
     assert [(m.width, m.height) for m in made] == [(100, round(100 * 200 / w)) for w, _ in sizes]
+
+
+@pytest.mark.parametrize("operator", [None, "glibc.malloc.arena_max=2"])
+async def test_kernel_processes_ask_malloc_for_huge_pages_and_keep_the_operators_tunables(
+    operator: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if operator is None:
+        monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    else:
+        monkeypatch.setenv("GLIBC_TUNABLES", operator)
+    async with ProcessKernel(processes=1, limits=LIMITS, timeout_seconds=30) as pool:
+        [child] = pool._all
+        environ = Path(f"/proc/{child.proc.pid}/environ").read_bytes().split(b"\0")  # noqa: ASYNC240 (procfs)
+        assert (await pool.render(jpeg((800, 600)), VariantSpec())).width == 256
+    expected = "glibc.malloc.hugetlb=1" + (f":{operator}" if operator else "")
+    assert f"GLIBC_TUNABLES={expected}".encode() in environ

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +27,11 @@ __all__ = ["ProcessKernel", "ThreadKernel"]
 log = logging.getLogger(__name__)
 
 _PIPE_SLICE = 1 << 20
+# Big decode buffers are fresh mmaps at every render (libjpeg's whole-image coefficient
+# arrays for a progressive file: 72 MB at 24 MP). Advised as transparent huge pages they
+# fault in 512 times less often: a 24 MP progressive JPEG 79 -> 56 ms, the other formats
+# unchanged (bench/ corpus, one core). glibc 2.35 and later; anything else ignores it.
+_HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
 
 class _Child:
@@ -42,6 +48,14 @@ class _Child:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         await self.proc.wait()
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment plus the kernel's malloc tunable; one the operator set comes later and wins."""
+    env = dict(os.environ)
+    own = env.get("GLIBC_TUNABLES")
+    env["GLIBC_TUNABLES"] = f"{_HUGE_PAGES}:{own}" if own else _HUGE_PAGES
+    return env
 
 
 class ProcessKernel:
@@ -87,6 +101,7 @@ class ProcessKernel:
             str(self._limits.max_pixels),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            env=child_env(),
         )
         child = _Child(proc)
         self._all.add(child)
