@@ -20,6 +20,7 @@ from bench.http import client
 from bench.meters import Meter
 from bench.pipeline import run_workload
 from bench.procs import Proc, free_port, wait_for_http
+from bench.renderers import clean_env
 from bench.stacks import embedded_stack
 
 __all__ = ["THUMBOR_PINS", "THUMBOR_VENV", "ensure_thumbor", "measure_peer"]
@@ -71,7 +72,7 @@ def _start_thumbor(exe: Path, corpus: Corpus, work: Path, index: int) -> tuple[P
     )
     port = free_port()
     args = [str(exe), "--ip", "127.0.0.1", "--port", str(port), "--conf", str(conf), "--processes", "1"]
-    proc = Proc(args, dict(os.environ), work / f"thumbor-{index}.log").start()
+    proc = Proc(args, clean_env(), work / f"thumbor-{index}.log").start()  # the kernel's malloc tunable too
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/healthcheck", proc)
     return proc, url

@@ -89,9 +89,12 @@ def _vips_output(path: str, out: Path) -> str:
 
 
 def clean_env() -> dict[str, str]:
-    """This environment without VIPSHOME: pyvips-binary's libvips sets it (to its build prefix) when it loads,
-    and Debian's vipsthumbnail would then look for its loader modules (HEIF/AVIF) there and not find them."""
-    return {k: v for k, v in os.environ.items() if k != "VIPSHOME"}
+    """The environment imgpipe's kernel processes run in (its malloc tunable), for every tool alike, without
+    VIPSHOME: pyvips-binary's libvips sets it (to its build prefix) when it loads, and Debian's
+    vipsthumbnail would then look for its loader modules (HEIF/AVIF) there and not find them."""
+    from imgpipe.worker.kernel_pool import child_env
+
+    return {k: v for k, v in child_env().items() if k != "VIPSHOME"}
 
 
 def _run(args: list[str]) -> None:
