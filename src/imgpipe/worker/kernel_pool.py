@@ -22,7 +22,7 @@ from imgpipe.domain.errors import ImgpipeError, ProcessingCrashed, ProcessingTim
 from imgpipe.imaging.types import Limits, Rendered, VariantSpec
 from imgpipe.worker.frames import PREFIX, pack, read_original, unpack_prefix
 
-__all__ = ["ProcessKernel", "ThreadKernel"]
+__all__ = ["ProcessKernel", "ThreadKernel", "child_env"]
 
 log = logging.getLogger(__name__)
 
