@@ -12,7 +12,7 @@ from PIL import Image
 
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge, ObjectNotFound, UnsupportedImage
 from imgpipe.imaging.types import Limits, VariantSpec
-from imgpipe.worker.kernel_pool import ProcessKernel, ThreadKernel
+from imgpipe.worker.kernel_pool import ProcessKernel, ThreadKernel, child_env
 from support.corpus import CORPUS
 
 LIMITS = Limits(max_pixels=1_000_000)
@@ -72,17 +72,21 @@ async def test_renders_run_side_by_side_and_each_gets_its_own_result(kernel: Any
     assert [(m.width, m.height) for m in made] == [(100, round(100 * 200 / w)) for w, _ in sizes]
 
 
-@pytest.mark.parametrize("operator", [None, "glibc.malloc.arena_max=2"])
-async def test_kernel_processes_ask_malloc_for_huge_pages_and_keep_the_operators_tunables(
-    operator: str | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if operator is None:
-        monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    else:
-        monkeypatch.setenv("GLIBC_TUNABLES", operator)
+async def test_kernel_processes_run_with_the_huge_page_malloc_tunable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     async with ProcessKernel(processes=1, limits=LIMITS, timeout_seconds=30) as pool:
         [child] = pool._all
         environ = Path(f"/proc/{child.proc.pid}/environ").read_bytes().split(b"\0")  # noqa: ASYNC240 (procfs)
         assert (await pool.render(jpeg((800, 600)), VariantSpec())).width == 256
+    assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ
+
+
+@pytest.mark.parametrize("operator", [None, "glibc.malloc.arena_max=2"])
+def test_the_operators_own_tunables_come_after_and_win(operator: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (Read back from /proc, the child's copy would show only the first: ld.so splits the string in place.)
+    if operator is None:
+        monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    else:
+        monkeypatch.setenv("GLIBC_TUNABLES", operator)
     expected = "glibc.malloc.hugetlb=1" + (f":{operator}" if operator else "")
-    assert f"GLIBC_TUNABLES={expected}".encode() in environ
+    assert child_env()["GLIBC_TUNABLES"] == expected

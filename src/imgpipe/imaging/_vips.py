@@ -7,9 +7,10 @@ from typing import Any
 import pyvips
 
 from imgpipe.domain.errors import ImageTooLarge
+from imgpipe.imaging._libwebp import Fitted
 from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
 
-__all__ = ["LOADERS", "configure_vips", "encode", "from_pillow_bytes", "orient", "thumbnail"]
+__all__ = ["LOADERS", "configure_vips", "encode", "from_fitted", "from_pillow_bytes", "orient", "thumbnail"]
 
 # The only libvips loaders that may ever run, by sniffed format. Everything else
 # (svgload, matrixload, csvload, rawload, vipsload, uhdrload, heifload...) is blocked.
@@ -107,6 +108,18 @@ def orient(image: pyvips.Image, orientation: int) -> pyvips.Image:
     if orientation == 4:
         return image.flipver()
     return image
+
+
+def from_fitted(fitted: Fitted, orientation: int) -> pyvips.Image:
+    """Pixels libwebp decoded to the fitted size: unpremultiplied, to sRGB from their profile, upright."""
+    image = pyvips.Image.new_from_memory(fitted.pixels, fitted.width, fitted.height, fitted.bands, "uchar")
+    image = image.copy(interpretation="srgb")
+    if fitted.bands == 4:
+        image = image.unpremultiply().cast("uchar")
+    if fitted.icc:
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", fitted.icc)
+        image = _icc_to_srgb(image, "srgb")
+    return orient(image, orientation if 1 <= orientation <= 8 else 1)
 
 
 def from_pillow_bytes(raw: bytes, width: int, height: int, bands: int) -> pyvips.Image:

@@ -19,7 +19,7 @@ from PIL import AvifImagePlugin, Image, ImageFile, features
 from PIL import __version__ as pillow_version
 
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge
-from imgpipe.imaging import _pil, _vips
+from imgpipe.imaging import _libwebp, _pil, _vips
 from imgpipe.imaging._header import Header
 from imgpipe.imaging.probe import inspect
 from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
@@ -37,7 +37,7 @@ ROUTES: dict[ImageFormat, str] = {
         "libvips jpegload for CMYK"
     ),
     ImageFormat.PNG: "libvips pngload",
-    ImageFormat.WEBP: "libvips webpload (scale-on-load)",
+    ImageFormat.WEBP: "libwebp's scaled decode (Pillow's libwebp); libvips webpload for animations",
     ImageFormat.GIF: "libvips gifload (first frame)",
     ImageFormat.TIFF: "libvips tiffload; Pillow for CIE L*a*b* and odd bit depths",
     ImageFormat.BMP: "Pillow; own mask reader for 16/32-bit bitfields",
@@ -99,6 +99,7 @@ def library_versions() -> dict[str, str]:
         "libavif (Pillow)": features.version("avif") or "missing",
         "libjpeg (Pillow)": features.version("jpg") or "missing",
         "libwebp (Pillow)": features.version("webp") or "missing",
+        "libwebp scaled decode": "bound" if _libwebp.library() is not None else "not found: libvips webpload instead",
     }
     versions.update({f"decoder {fmt.value}": route for fmt, route in ROUTES.items()})
     return versions
@@ -106,6 +107,11 @@ def library_versions() -> dict[str, str]:
 
 def _decode(data: bytes, header: Header, spec: VariantSpec, limits: Limits) -> pyvips.Image:
     fmt = header.info.format
+    if fmt is ImageFormat.WEBP:
+        sideways = header.orientation >= 5  # the box in the stored image's axes
+        fitted = _libwebp.decode_fitted(data, *((spec.height, spec.width) if sideways else (spec.width, spec.height)))
+        if fitted is not None:
+            return _vips.from_fitted(fitted, header.orientation)
     if fmt in _vips.LOADERS and (fmt is not ImageFormat.TIFF or header.libvips_tiff):
         return _vips.thumbnail(data, fmt, spec, limits, header.orientation)
     with _pillow_guard(limits):
