@@ -101,7 +101,8 @@ def measure_kernel(corpus: Corpus, *, rounds: int, phase_seconds: float, log: Ca
             multi.setdefault(cls, {})[tool] = rate
     log("kernel: where its time goes, per class (probe, decode+resize, encode)")
     stages = _run_child(
-        "stages", {"cpu": cpu, "repeats": rounds, "files": [[c, items[0].path] for c, items in by_class.items()]}
+        "stages",
+        {"cpu": cpu, "repeats": rounds, "files": [[c, item.path] for c, items in by_class.items() for item in items]},
     )
     return {
         "stages_ms": stages,

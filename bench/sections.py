@@ -75,8 +75,9 @@ def kernel_section(k: dict[str, Any]) -> list[str]:
             "### Where the kernel's time goes (ms, one core, median)",
             "",
             "The kernel run in three steps: header probe (imgpipe's own Python parser), decode and resize into",
-            "memory, encode. JPEGs take the Pillow route (draft decode, fit, encode); the other formats libvips'",
-            "lazy pipeline, whose split costs a copy, so there the sum is a little over a plain render.",
+            "memory, encode; each file's median, a class's mean over its files. JPEGs take the Pillow route (draft",
+            "decode, fit, encode), still WebPs libwebp's scaled decode, the other formats libvips' lazy pipeline,",
+            "whose split costs a copy, so there the sum is a little over a plain render.",
             "",
             *table(
                 ["class", "probe", "decode + resize", "encode", "render (above)"],
