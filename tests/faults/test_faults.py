@@ -15,6 +15,7 @@ import pytest
 
 from support.faultstack import FaultyStack
 from support.jobs import assert_invariant, get_job, photo, upload, wait_until
+from support.processes import ImgpipeProcess
 from support.services import run_sync
 
 pytestmark = pytest.mark.e2e
@@ -22,6 +23,15 @@ pytestmark = pytest.mark.e2e
 
 def processing(fs: FaultyStack, job_id: str) -> None:
     wait_until(lambda: get_job(fs.stack, job_id)["status"] == "PROCESSING", 20, "job PROCESSING", fs.stack)
+
+
+def job_in_hand(fs: FaultyStack, seed: int) -> tuple[ImgpipeProcess, str]:
+    """The stack's one worker and a job it holds PROCESSING, its kernels frozen until the test thaws them."""
+    [worker] = fs.stack.worker_processes
+    worker.freeze_kernels()
+    job_id = upload(fs.stack, photo(seed))
+    processing(fs, job_id)
+    return worker, job_id
 
 
 def publish_raw(fs: FaultyStack, *bodies: bytes) -> None:
@@ -62,10 +72,7 @@ def message(job_id: str) -> bytes:
 
 def test_worker_killed_after_download_before_storing_the_thumbnail(faulty: FaultyStack, record: dict[str, Any]) -> None:
     fs = faulty
-    [worker] = fs.stack.worker_processes
-    worker.freeze_kernels()
-    job_id = upload(fs.stack, photo(1))
-    processing(fs, job_id)
+    worker, job_id = job_in_hand(fs, 1)
     fs.stack.kill(worker)
     fs.stack.start_worker()
     job = assert_invariant(fs.stack, [job_id])[job_id]
@@ -79,10 +86,7 @@ def test_worker_killed_after_download_before_storing_the_thumbnail(faulty: Fault
 
 def test_worker_killed_after_done_before_the_ack(faulty: FaultyStack, record: dict[str, Any]) -> None:
     fs = faulty
-    [worker] = fs.stack.worker_processes
-    worker.freeze_kernels()
-    job_id = upload(fs.stack, photo(2))
-    processing(fs, job_id)
+    worker, job_id = job_in_hand(fs, 2)
     # From now on nothing the worker sends reaches RabbitMQ: its ack will never arrive.
     fs.worker.rabbitmq.blackhole()
     worker.thaw_kernels()
@@ -223,10 +227,7 @@ def test_api_dies_between_the_commit_and_the_publish(faulty: FaultyStack, record
 
 def test_database_unreachable_while_a_worker_processes(faulty: FaultyStack, record: dict[str, Any]) -> None:
     fs = faulty
-    [worker] = fs.stack.worker_processes
-    worker.freeze_kernels()
-    job_id = upload(fs.stack, photo(30))
-    processing(fs, job_id)
+    worker, job_id = job_in_hand(fs, 30)
     with fs.worker.postgres.outage():
         worker.thaw_kernels()
         time.sleep(3)  # the kernel finishes; recording DONE fails; the message is given back, not acked
@@ -371,10 +372,7 @@ def test_a_broker_connection_cut_mid_job_does_not_render_the_job_twice(
     faulty: FaultyStack, record: dict[str, Any]
 ) -> None:
     fs = faulty
-    [worker] = fs.stack.worker_processes
-    worker.freeze_kernels()
-    job_id = upload(fs.stack, photo(90))
-    processing(fs, job_id)
+    worker, job_id = job_in_hand(fs, 90)
     # The worker's link to RabbitMQ is cut with the job in hand: the broker requeues the unacked
     # message, and the worker's reconnected consumer gets it again while the first attempt renders.
     fs.worker.rabbitmq.reset()
