@@ -89,11 +89,14 @@ def test_a_large_photo_is_decoded_straight_to_the_fitted_size(via_libvips: Calla
     assert _difference(_pixels(render(data, SPEC, Limits())), _pixels(via_libvips(data))) < 3
 
 
-def test_alpha_is_resampled_premultiplied_so_hidden_colour_does_not_bleed() -> None:
+@pytest.mark.parametrize("params", [{"lossless": True, "exact": True}, {"quality": 90, "exact": True}], ids=["lossless", "lossy"])
+def test_alpha_is_resampled_premultiplied_so_hidden_colour_does_not_bleed(params: dict[str, object]) -> None:
     # Opaque red on the left; on the right, fully transparent pixels whose hidden colour is green.
     image = Image.new("RGBA", (1200, 800), (255, 0, 0, 255))
     image.paste((0, 255, 0, 0), (600, 0, 1200, 800))
-    made = _pixels(render(_webp(image, lossless=True), SPEC, Limits()))
+    data = _webp(image, **params)
+    assert _libwebp.decode_fitted(data, 256, 256) is not None
+    made = _pixels(render(data, SPEC, Limits()))
     assert made.mode == "RGBA" and made.size == (256, 171)
     edge = [made.getpixel((x, 85)) for x in range(120, 136)]
     opaque = [p for p in edge if p[3] > 64]
