@@ -8,12 +8,14 @@ import struct
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import pyvips
 from PIL import Image, ImageCms, ImageStat
 
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge, ImgpipeError, UnsupportedImage
+from imgpipe.imaging import _pil
 from imgpipe.imaging.kernel import ROUTES, configure, library_versions, render
 from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
 from support.corpus import CORPUS, metadata_in
@@ -319,3 +321,37 @@ def test_library_versions_name_every_library_and_the_decoder_of_every_format() -
         assert versions[key] and versions[key] != "missing", key
     assert {f"decoder {fmt.value}" for fmt in ImageFormat} <= versions.keys()
     assert set(ROUTES) == set(ImageFormat)
+
+
+def test_a_colour_profile_is_turned_into_a_transform_once_and_converts_as_lcms_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Image.open(CORPUS / "formats/jpeg/landscape_displayp3.jpg") as source:
+        icc = source.info["icc_profile"]
+        photo = source.convert("RGB").resize((1024, 768))
+    data = _encode(photo, "JPEG", quality=95, icc_profile=icc)
+    built: list[str] = []
+    real_init = ImageCms.ImageCmsTransform.__init__
+
+    def counting(self: ImageCms.ImageCmsTransform, *args: Any, **kwargs: Any) -> None:
+        built.append("transform")
+        real_init(self, *args, **kwargs)
+
+    _pil._to_srgb_from.cache_clear()
+    monkeypatch.setattr(ImageCms.ImageCmsTransform, "__init__", counting)
+    first, second = render(data, SPEC, LIMITS), render(data, SPEC, LIMITS)
+    assert first.data == second.data and built == ["transform"]  # the second render reused it
+
+    # The same pixels as a one-off LCMS conversion of the decoded, fitted image.
+    fitted = Image.open(io.BytesIO(data))
+    fitted.draft("RGB", (256, 192))
+    fitted = fitted.convert("RGB")
+    fitted.thumbnail((256, 256), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    expected = ImageCms.profileToProfile(
+        fitted, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode="RGB",
+        flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+    )
+    assert expected is not None
+    assert _close(_mean(_decoded(first)), _mean(expected), tolerance=1.5)
+    assert not _close(_mean(_decoded(first)), _mean(fitted), tolerance=1.5)  # the profile did change it

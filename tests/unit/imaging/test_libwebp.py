@@ -89,7 +89,9 @@ def test_a_large_photo_is_decoded_straight_to_the_fitted_size(via_libvips: Calla
     assert _difference(_pixels(render(data, SPEC, Limits())), _pixels(via_libvips(data))) < 3
 
 
-@pytest.mark.parametrize("params", [{"lossless": True, "exact": True}, {"quality": 90, "exact": True}], ids=["lossless", "lossy"])
+@pytest.mark.parametrize(
+    "params", [{"lossless": True, "exact": True}, {"quality": 90, "exact": True}], ids=["lossless", "lossy"]
+)
 def test_alpha_is_resampled_premultiplied_so_hidden_colour_does_not_bleed(params: dict[str, object]) -> None:
     # Opaque red on the left; on the right, fully transparent pixels whose hidden colour is green.
     image = Image.new("RGBA", (1200, 800), (255, 0, 0, 255))
