@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from functools import cache, lru_cache
 
 import pillow_heif
@@ -15,6 +16,7 @@ from imgpipe.imaging._progressive import dc_only
 from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
 
 __all__ = [
+    "LOCK",
     "decode_avif",
     "decode_bmp",
     "decode_heic",
@@ -22,9 +24,15 @@ __all__ = [
     "encode_jpeg",
     "fit_jpeg",
     "fit_to_srgb",
+    "icc_to_srgb",
     "open_jpeg",
     "render_jpeg",
 ]
+
+# Pillow paths take turns: warnings.catch_warnings() swaps a process-wide filter list (kernel's
+# _pillow_guard), and the cached colour transforms keep a one-pixel cache of their own. Renders
+# run on threads with ThreadKernel; libvips paths do not need the lock.
+LOCK = threading.Lock()
 
 _T = Image.Transpose
 _ROTATIONS = {1: _T.ROTATE_90, 2: _T.ROTATE_180, 3: _T.ROTATE_270}  # Pillow's turns are anti-clockwise
@@ -226,6 +234,12 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
 
 
+def icc_to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
+    """``_icc_to_srgb`` under ``LOCK``, for pixels libvips decoded."""
+    with LOCK:
+        return _icc_to_srgb(image, icc)
+
+
 def _icc_to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
     """Convert with an embedded profile; a broken or mismatched profile is ignored, as libvips does."""
     base = image.convert("RGB") if image.mode == "RGBA" else image
@@ -245,7 +259,7 @@ def _to_srgb_from(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
 
     Building one costs 2.2 ms, applying it to a thumbnail 0.7 (a Display P3 phone photo's
     profile): most photos carry one of a few profiles, so the kernel builds each once.
-    Transforms are used under ``kernel._PILLOW_LOCK``, one render at a time.
+    Callers hold ``LOCK``: a transform is used by one render at a time.
     """
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))

@@ -7,7 +7,6 @@ process; ``render`` calls it itself if nobody did.
 from __future__ import annotations
 
 import io
-import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -127,15 +126,10 @@ def _decode(data: bytes, header: Header, spec: VariantSpec, limits: Limits) -> p
     return _vips.from_pillow_bytes(small.tobytes(), small.width, small.height, len(small.getbands()))
 
 
-# warnings.catch_warnings() swaps a process-wide filter list: renders run on worker
-# threads in the embedded mode, so the Pillow paths take turns. libvips paths do not.
-_PILLOW_LOCK = threading.Lock()
-
-
 @contextmanager
 def _pillow_guard(limits: Limits) -> Iterator[None]:
     """Pillow's own bomb check at our limit; its other warnings (bad EXIF...) are not the caller's business."""
-    with _PILLOW_LOCK, warnings.catch_warnings():
+    with _pil.LOCK, warnings.catch_warnings():
         # Process-wide in Pillow: set for this render only, as the warning filters are.
         before = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = limits.max_pixels

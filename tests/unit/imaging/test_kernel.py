@@ -355,3 +355,38 @@ def test_a_colour_profile_is_turned_into_a_transform_once_and_converts_as_lcms_d
     assert expected is not None
     assert _close(_mean(_decoded(first)), _mean(expected), tolerance=1.5)
     assert not _close(_mean(_decoded(first)), _mean(fitted), tolerance=1.5)  # the profile did change it
+
+
+def test_libvips_decoded_images_use_the_same_cached_transform_and_match_libvips_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Image.open(CORPUS / "formats/jpeg/landscape_displayp3.jpg") as source:
+        icc = source.info["icc_profile"]
+        photo = source.convert("RGB").resize((1024, 768))
+    png, webp = _encode(photo, "PNG", icc_profile=icc), _encode(photo, "WEBP", quality=95, icc_profile=icc)
+    built: list[str] = []
+    real_init = ImageCms.ImageCmsTransform.__init__
+
+    def counting(self: ImageCms.ImageCmsTransform, *args: Any, **kwargs: Any) -> None:
+        built.append("transform")
+        real_init(self, *args, **kwargs)
+
+    _pil._to_srgb_from.cache_clear()
+    with monkeypatch.context() as m:
+        m.setattr(ImageCms.ImageCmsTransform, "__init__", counting)
+        cached = [_decoded(render(data, SPEC, LIMITS)) for data in (png, webp, png)]
+    assert built == ["transform"]  # one profile, one transform, whichever decoder
+    with monkeypatch.context() as m:
+        m.setattr(_pil, "icc_to_srgb", lambda image, icc: image)  # Pillow declines: libvips converts
+        by_libvips = _decoded(render(png, SPEC, LIMITS))
+    assert _close(_mean(cached[0]), _mean(by_libvips), tolerance=1.0)
+    assert _close(_mean(cached[1]), _mean(by_libvips), tolerance=2.0)
+    unconverted = photo.resize(by_libvips.size)
+    assert not _close(_mean(by_libvips), _mean(unconverted), tolerance=1.0)  # the profile matters here
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_broken_profile_on_a_libvips_decoded_image_is_ignored(fmt: str) -> None:
+    photo = Image.new("RGB", (800, 600), (200, 120, 40))
+    made = _decoded(render(_encode(photo, fmt, icc_profile=b"not an ICC profile at all" * 8), SPEC, LIMITS))
+    assert made.size == (256, 192) and _close(_mean(made), (200, 120, 40), tolerance=3)
