@@ -32,3 +32,37 @@ async def test_a_folder_that_cannot_be_written_is_storage_unavailable_not_a_cras
             await store.put("bucket", "key.jpg", b"x", "image/jpeg")
         with pytest.raises(StoreUnavailable):
             await store.delete("bucket", "key.jpg")
+
+
+async def test_an_object_and_its_name_reach_the_disk_before_the_write_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fsync the file, rename it into place, then fsync the folder: without the last, a power
+    # loss could keep the bytes but lose the name, and an accepted upload with it.
+    import os
+    import stat
+
+    from imgpipe.adapters.storage import local
+
+    steps: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        steps.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        steps.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(local.os, "fsync", fsync)
+    monkeypatch.setattr(local.os, "replace", replace)
+    async with LocalStore(tmp_path / "objects") as store:
+        await store.put("bucket", "a/thumbnail.jpg", b"x", "image/jpeg")
+        assert steps == ["fsync file", "rename", "fsync folder"]
+        steps.clear()
+        staged = store.stage("bucket")
+        staged.write(b"original")
+        await staged.commit("original.jpg", "image/jpeg")
+        assert steps == ["fsync file", "rename", "fsync folder"]
+    assert (tmp_path / "objects/bucket/original.jpg").read_bytes() == b"original"

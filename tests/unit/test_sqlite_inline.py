@@ -40,6 +40,19 @@ def _job() -> Job:
     return Job(id=uuid4(), status=JobStatus.PENDING, created_at=now, updated_at=now, filename="x" * 2000)
 
 
+async def _add_inline(database: Database) -> None:
+    """A job row added as an ordinary (not durable) write: on the event loop's connection."""
+    job, d = _job(), database.dialect
+    row = {"id": d.id(job.id), "at": d.at(job.created_at), "filename": job.filename}
+    await database.run(
+        lambda tx: tx.execute(
+            "INSERT INTO jobs (id, status, created_at, updated_at, attempts, filename)"
+            " VALUES (:id, 'PENDING', :at, :at, 0, :filename)",
+            row,
+        )
+    )
+
+
 def _size(path: Path) -> int:
     return os.stat(path).st_size  # a file on local disk: no need for a thread
 
@@ -101,15 +114,41 @@ async def test_the_write_ahead_log_is_checkpointed_by_the_pool_every_so_many_com
     database: Database, db_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine, "_CHECKPOINT_EVERY", 10)
-    repo = SqlJobRepository(database)
-    await repo.add(_job())  # opens the inline connection, which never checkpoints by itself
+    await _add_inline(database)  # opens the inline connection, which never checkpoints by itself
     before = _size(db_file)
     for _ in range(8):
-        await repo.add(_job())
+        await _add_inline(database)
     assert _size(db_file) == before, "commits stay in the write-ahead log until a checkpoint"
-    await repo.add(_job())  # the tenth inline write
+    await _add_inline(database)  # the tenth inline write
     for _ in range(100):
         if _size(db_file) > before:
             break
         await asyncio.sleep(0.02)
     assert _size(db_file) > before, "the checkpoint copied the new pages into the database file"
+
+
+async def test_a_durable_write_runs_on_a_pool_connection_that_syncs_its_commit(database: Database) -> None:
+    def where(tx: Tx) -> tuple[str, int]:
+        return threading.current_thread().name, tx.rows("PRAGMA synchronous")[0][0]
+
+    inline_thread, inline_sync = await database.run(where)
+    durable_thread, durable_sync = await database.run(where, durable=True)
+    assert inline_thread == threading.current_thread().name and inline_sync == 1  # NORMAL: synced at checkpoints
+    assert durable_thread.startswith("db-sqlite") and durable_sync == 2  # FULL: the log synced at the commit
+
+
+async def test_an_accepted_upload_is_a_durable_write(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+    real_run = database.run
+
+    async def recording(fn: object, *, write: bool = True, durable: bool = False) -> object:
+        calls.append(durable)
+        return await real_run(fn, write=write, durable=durable)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(database, "run", recording)
+    repo = SqlJobRepository(database)
+    job = _job()
+    await repo.add(job)
+    assert calls == [True]
+    await repo.get(job.id)
+    assert calls == [True, False]

@@ -147,10 +147,17 @@ class Database:
         self._inline_writes = 0
         self._checkpoint: asyncio.Future[Any] | None = None
 
-    async def run(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
-        """Run ``fn`` in one transaction; ``DatabaseUnavailable`` if the database is away."""
+    async def run(self, fn: Callable[[Tx], T], *, write: bool = True, durable: bool = False) -> T:
+        """Run ``fn`` in one transaction; ``DatabaseUnavailable`` if the database is away.
+
+        ``durable``: the commit must survive a power loss before this returns (an accepted
+        upload). PostgreSQL commits are; SQLite's in WAL mode with synchronous=NORMAL
+        survive a process crash but reach the disk only at the next checkpoint, so a
+        durable one runs on a pool thread, whose connections sync the log at each commit.
+        """
         loop = asyncio.get_running_loop()
-        if self._connect_inline is not None and self._inline_thread in (None, threading.get_ident()):
+        inline_ok = not (durable and self.dialect.sqlite)
+        if inline_ok and self._connect_inline is not None and self._inline_thread in (None, threading.get_ident()):
             self._inline_thread = threading.get_ident()
             try:
                 result = self._transaction(fn, write, inline=True)
@@ -317,13 +324,18 @@ def open_database(url: str) -> Database:
 
 
 def _sqlite(path: str, *, inline: bool = False) -> sqlite3.Connection:
-    """A pool thread's connection waits for another writer; the event loop's fails at once and never checkpoints."""
+    """A pool thread's connection waits for another writer and syncs every commit; the event loop's fails at
+    once, never checkpoints and leaves its commits to the next checkpoint's sync (``Database.run``'s durable)."""
     # isolation_level=None: imgpipe says BEGIN itself. Connections stay on their pool thread.
     conn = sqlite3.connect(path, timeout=0 if inline else 30, isolation_level=None, check_same_thread=False)
     # WAL lets the API read while a worker writes; busy_timeout waits for the writer
     # instead of failing; foreign keys are off by default in SQLite.
-    wait = ("busy_timeout=0", "wal_autocheckpoint=0") if inline else ("busy_timeout=30000",)
-    for pragma in ("synchronous=NORMAL", *wait, "foreign_keys=ON"):
+    own: tuple[str, ...]
+    if inline:
+        own = ("busy_timeout=0", "wal_autocheckpoint=0", "synchronous=NORMAL")
+    else:
+        own = ("busy_timeout=30000", "synchronous=FULL")
+    for pragma in (*own, "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")
     # Setting the mode takes a lock even when it changes nothing: only a new database needs it.
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":

@@ -117,7 +117,7 @@ class SqlJobRepository:
             if made:
                 tx.many(INSERT_VARIANT, made)
 
-        await self._db.run(add)
+        await self._db.run(add, durable=True)  # an accepted upload survives a power loss
 
     async def get(self, job_id: UUID) -> Job | None:
         """One statement: the job joined with its variants."""

@@ -69,6 +69,7 @@ class LocalStore:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)  # atomic: readers see the old object or the new, never a part
+            _sync_folder(path.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -156,6 +157,7 @@ class LocalStaged:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._tmp, path)  # atomic: readers see the old object or the new, never a part
         self._ended = True
+        _sync_folder(path.parent)
 
     async def discard(self) -> None:
         if self._ended:
@@ -163,6 +165,15 @@ class LocalStaged:
         self._ended = True
         self._file.close()
         await asyncio.to_thread(self._tmp.unlink, missing_ok=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` survive a power loss: the file's own fsync does not cover its new name."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
