@@ -68,8 +68,8 @@ def thumbnail(data: bytes, fmt: ImageFormat, spec: VariantSpec, limits: Limits, 
 
 def _profile_to_srgb(image: pyvips.Image) -> pyvips.Image:
     """The embedded profile applied, if any. 8-bit RGB(A) goes through Pillow's cached transform for the
-    profile (libvips builds one at every call: 3.2 ms, the whole conversion of a thumbnail through
-    the cache 0.8); other layouts, and images whose profile Pillow cannot use, through libvips."""
+    profile: libvips builds a transform at every call (3.2 ms for a thumbnail, against 1.4 through the
+    cache, copies included). Other layouts, and profiles Pillow cannot use, go through libvips."""
     if not image.get_typeof("icc-profile-data"):
         return image
     icc = image.get("icc-profile-data")
