@@ -7,7 +7,9 @@ import random
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -323,13 +325,9 @@ def test_library_versions_name_every_library_and_the_decoder_of_every_format() -
     assert set(ROUTES) == set(ImageFormat)
 
 
-def test_a_colour_profile_is_turned_into_a_transform_once_and_converts_as_lcms_does(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    with Image.open(CORPUS / "formats/jpeg/landscape_displayp3.jpg") as source:
-        icc = source.info["icc_profile"]
-        photo = source.convert("RGB").resize((1024, 768))
-    data = _encode(photo, "JPEG", quality=95, icc_profile=icc)
+@contextmanager
+def _counting_transforms() -> Iterator[list[str]]:
+    """Every colour transform LCMS builds meanwhile, from an empty cache."""
     built: list[str] = []
     real_init = ImageCms.ImageCmsTransform.__init__
 
@@ -338,8 +336,18 @@ def test_a_colour_profile_is_turned_into_a_transform_once_and_converts_as_lcms_d
         real_init(self, *args, **kwargs)
 
     _pil._to_srgb_from.cache_clear()
-    monkeypatch.setattr(ImageCms.ImageCmsTransform, "__init__", counting)
-    first, second = render(data, SPEC, LIMITS), render(data, SPEC, LIMITS)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(ImageCms.ImageCmsTransform, "__init__", counting)
+        yield built
+
+
+def test_a_colour_profile_is_turned_into_a_transform_once_and_converts_as_lcms_does() -> None:
+    with Image.open(CORPUS / "formats/jpeg/landscape_displayp3.jpg") as source:
+        icc = source.info["icc_profile"]
+        photo = source.convert("RGB").resize((1024, 768))
+    data = _encode(photo, "JPEG", quality=95, icc_profile=icc)
+    with _counting_transforms() as built:
+        first, second = render(data, SPEC, LIMITS), render(data, SPEC, LIMITS)
     assert first.data == second.data and built == ["transform"]  # the second render reused it
 
     # The same pixels as a one-off LCMS conversion of the decoded, fitted image.
@@ -364,16 +372,7 @@ def test_libvips_decoded_images_use_the_same_cached_transform_and_match_libvips_
         icc = source.info["icc_profile"]
         photo = source.convert("RGB").resize((1024, 768))
     png, webp = _encode(photo, "PNG", icc_profile=icc), _encode(photo, "WEBP", quality=95, icc_profile=icc)
-    built: list[str] = []
-    real_init = ImageCms.ImageCmsTransform.__init__
-
-    def counting(self: ImageCms.ImageCmsTransform, *args: Any, **kwargs: Any) -> None:
-        built.append("transform")
-        real_init(self, *args, **kwargs)
-
-    _pil._to_srgb_from.cache_clear()
-    with monkeypatch.context() as m:
-        m.setattr(ImageCms.ImageCmsTransform, "__init__", counting)
+    with _counting_transforms() as built:
         cached = [_decoded(render(data, SPEC, LIMITS)) for data in (png, webp, png)]
     assert built == ["transform"]  # one profile, one transform, whichever decoder
     with monkeypatch.context() as m:
