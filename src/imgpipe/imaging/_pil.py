@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import math
 import threading
 from functools import cache, lru_cache
 
 import pillow_heif
+import pyvips
 from PIL import Image, ImageCms, ImageFile, ImageOps, TiffImagePlugin
 
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge
@@ -33,6 +35,10 @@ __all__ = [
 # _pillow_guard), and the cached colour transforms keep a one-pixel cache of their own. Renders
 # run on threads with ThreadKernel; libvips paths do not need the lock.
 LOCK = threading.Lock()
+
+# libvips resizes drafts of this many pixels faster than Pillow, hand-over included: below, the call's
+# set-up outweighs the work (+0.2 ms on a 4 MP JPEG's 320x200 draft); above, the copy of the whole does.
+_VIPS_RESIZE_PIXELS = range(100_000, 4_000_001)
 
 _T = Image.Transpose
 _ROTATIONS = {1: _T.ROTATE_90, 2: _T.ROTATE_180, 3: _T.ROTATE_270}  # Pillow's turns are anti-clockwise
@@ -176,11 +182,49 @@ def decode_tiff(data: bytes, limits: Limits) -> Image.Image:
 def fit_to_srgb(image: Image.Image, spec: VariantSpec) -> Image.Image:
     """Fit inside the spec (never upscaling), as 8-bit L, LA, RGB or RGBA in sRGB."""
     icc = image.info.get("icc_profile")
-    image = _eight_bit(image)
-    image.thumbnail((spec.width, spec.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    image = _shrunk(_eight_bit(image), spec)
     if icc and image.mode in ("RGB", "RGBA"):
         image = _icc_to_srgb(image, icc)
     return image
+
+
+def _shrunk(image: Image.Image, spec: VariantSpec) -> Image.Image:
+    """Lanczos3 down to fit the spec, at the size Pillow's ``thumbnail`` picks.
+
+    A mid-sized opaque image (a 12 or 24 MP JPEG's DCT-scaled draft) goes through libvips'
+    vectorised reduce: 2.6 against 5.4 ms from a 24 MP JPEG's 750x500 draft, 1.2 against 2.6
+    from a 12 MP one, hand-over included (whole renders: 2.3-2.5 and 0.3-0.8 ms less). Alpha
+    (Pillow premultiplies it), tiny and large images stay with Pillow, which reduces by box first.
+    """
+    size = _thumbnail_size(image.size, (spec.width, spec.height))
+    if size is None:
+        return image
+    if image.mode in ("L", "RGB") and image.width * image.height in _VIPS_RESIZE_PIXELS:
+        bands = len(image.getbands())
+        small = pyvips.Image.new_from_memory(image.tobytes(), image.width, image.height, bands, "uchar")
+        small = small.resize(size[0] / image.width, vscale=size[1] / image.height, kernel="lanczos3")
+        if (small.width, small.height) == size:
+            out = Image.frombytes(image.mode, size, small.write_to_memory())
+            out.info = dict(image.info)
+            return out
+    image.thumbnail((spec.width, spec.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image
+
+
+def _thumbnail_size(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int] | None:
+    """The size ``Image.thumbnail(box)`` gives (Pillow 13's rounding, kept to the aspect); None if none smaller."""
+    width, height = size
+    x, y = box
+    if x >= width and y >= height:
+        return None
+    aspect = width / height
+    if x / y >= aspect:
+        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
+    else:
+        y = max(
+            min(math.floor(x / aspect), math.ceil(x / aspect), key=lambda n: 0 if n == 0 else abs(aspect - x / n)), 1
+        )
+    return x, y
 
 
 def _open(data: bytes, fmt: str, limits: Limits) -> ImageFile.ImageFile:
