@@ -122,7 +122,6 @@ def library() -> ctypes.CDLL | None:
     if not found:
         return None
     lib = ctypes.CDLL(found[0])
-    lib.WebPGetDecoderVersion.restype = ctypes.c_int
     lib.WebPInitDecoderConfigInternal.argtypes = [ctypes.POINTER(_Config), ctypes.c_int]
     lib.WebPGetFeaturesInternal.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Features), ctypes.c_int]
     lib.WebPDecode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Config)]

@@ -79,19 +79,14 @@ def fit_jpeg(image: Image.Image, orientation: int, spec: VariantSpec) -> Image.I
     """Decode at the DCT scale, fit, sRGB, upright: ``render_jpeg`` up to the encoder."""
     image.draft(image.mode, _draft_size(image, orientation, spec))
     image.load()
-    small = fit_to_srgb(image, _stored_box(orientation, spec))
+    small = fit_to_srgb(image, spec.stored(orientation))
     upright = _orient(small, orientation)
     upright.info.clear()  # or Pillow writes the original's comment (COM) back out
     return upright
 
 
-def _stored_box(orientation: int, spec: VariantSpec) -> VariantSpec:
-    """The box in the stored image's axes: turned too when the image is stored turned a quarter."""
-    return VariantSpec(spec.name, spec.height, spec.width, spec.jpeg_quality) if orientation >= 5 else spec
-
-
 def _draft_size(image: Image.Image, orientation: int, spec: VariantSpec) -> tuple[int, int]:
-    return _fit(image.width, image.height, _stored_box(orientation, spec))
+    return _fit(image.width, image.height, spec.stored(orientation))
 
 
 def encode_jpeg(upright: Image.Image, spec: VariantSpec) -> Rendered:

@@ -53,7 +53,8 @@ def thumbnail(data: bytes, fmt: ImageFormat, spec: VariantSpec, limits: Limits, 
     if width * height > limits.max_pixels:
         raise ImageTooLarge(f"The image is {width} x {height} pixels; the limit is {limits.max_pixels:,}.")
     orientation = orientation if 1 <= orientation <= 8 else 1
-    box_w, box_h = (spec.height, spec.width) if orientation >= 5 else (spec.width, spec.height)
+    box = spec.stored(orientation)
+    box_w, box_h = box.width, box.height
     image = load(source, fail_on=_FAIL_ON, access="sequential", **_shrink_on_load(fmt, width, height, box_w, box_h))
     if image.interpretation == "cmyk":
         # Before the resize: thumbnail_image would convert CMYK itself, without black point

@@ -107,8 +107,8 @@ def library_versions() -> dict[str, str]:
 def _decode(data: bytes, header: Header, spec: VariantSpec, limits: Limits) -> pyvips.Image:
     fmt = header.info.format
     if fmt is ImageFormat.WEBP:
-        sideways = header.orientation >= 5  # the box in the stored image's axes
-        fitted = _libwebp.decode_fitted(data, *((spec.height, spec.width) if sideways else (spec.width, spec.height)))
+        box = spec.stored(header.orientation)
+        fitted = _libwebp.decode_fitted(data, box.width, box.height)
         if fitted is not None:
             return _vips.from_fitted(fitted, header.orientation)
     if fmt in _vips.LOADERS and (fmt is not ImageFormat.TIFF or header.libvips_tiff):

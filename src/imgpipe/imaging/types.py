@@ -95,6 +95,10 @@ class VariantSpec:
     height: int = 256
     jpeg_quality: int = 80
 
+    def stored(self, orientation: int) -> VariantSpec:
+        """This box in the stored image's axes: turned when EXIF orientation 5-8 says it is stored a quarter turn."""
+        return VariantSpec(self.name, self.height, self.width, self.jpeg_quality) if orientation >= 5 else self
+
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
