@@ -18,7 +18,7 @@ from PIL import AvifImagePlugin, Image, ImageFile, features
 from PIL import __version__ as pillow_version
 
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge
-from imgpipe.imaging import _libwebp, _pil, _vips
+from imgpipe.imaging import _libwebp, _pil, _png_idat, _vips
 from imgpipe.imaging._header import Header
 from imgpipe.imaging.probe import inspect
 from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
@@ -35,7 +35,7 @@ ROUTES: dict[ImageFormat, str] = {
         "Pillow (libjpeg-turbo, DCT-scaled draft decode; at 1/8, progressive files without their AC scans); "
         "libvips jpegload for CMYK"
     ),
-    ImageFormat.PNG: "libvips pngload",
+    ImageFormat.PNG: "ISA-L inflate (isal), then libvips pngload; libvips alone for small or unusual files",
     ImageFormat.WEBP: "libwebp's scaled decode (Pillow's libwebp); libvips webpload for animations",
     ImageFormat.GIF: "libvips gifload (first frame)",
     ImageFormat.TIFF: "libvips tiffload; Pillow for CIE L*a*b* and odd bit depths",
@@ -111,6 +111,10 @@ def _decode(data: bytes, header: Header, spec: VariantSpec, limits: Limits) -> p
         fitted = _libwebp.decode_fitted(data, box.width, box.height)
         if fitted is not None:
             return _vips.from_fitted(fitted, header.orientation)
+    if fmt is ImageFormat.PNG and (stored := _png_idat.with_stored_idat(data)) is not None:
+        # ISA-L inflated the image data; libvips unfilters it. Into memory here: libvips reads
+        # lazily, and ``stored`` is gone when this returns (the thumbnail is a small copy).
+        return _vips.thumbnail(stored, fmt, spec, limits, header.orientation).copy_memory()
     if fmt in _vips.LOADERS and (fmt is not ImageFormat.TIFF or header.libvips_tiff):
         return _vips.thumbnail(data, fmt, spec, limits, header.orientation)
     with _pillow_guard(limits):
