@@ -28,7 +28,7 @@ _STORED = 0xFFFF  # the most one stored block holds
 _INFLATE_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
 
 
-def with_stored_idat(data: bytes, cap: int = MAX_INFLATED) -> bytearray | None:
+def with_stored_idat(data: bytes, cap: int = MAX_INFLATED) -> bytes | None:
     """The PNG with its IDAT data inflated into stored blocks, or None to leave it as it is."""
     if len(data) < MIN_FILE or not data.startswith(_SIGNATURE):
         return None
@@ -36,14 +36,16 @@ def with_stored_idat(data: bytes, cap: int = MAX_INFLATED) -> bytearray | None:
     if walked is None:
         return None
     first, end, pieces = walked
+    stream = b"".join(pieces)
     inflater = isal_zlib.decompressobj()
     try:
-        raw = inflater.decompress(b"".join(pieces), cap + 1)
+        raw = inflater.decompress(stream, cap + 1)
     except _INFLATE_ERROR:
         return None
     if not inflater.eof or inflater.unused_data or len(raw) > cap:
         return None
-    return _rewritten(data, first, end, raw)
+    # The stream ends exactly at its Adler-32 of ``raw``, which ISA-L has just checked.
+    return _rewritten(data, first, end, raw, stream[-4:])
 
 
 def _idat_run(data: bytes) -> tuple[int, int, list[memoryview]] | None:
@@ -72,30 +74,19 @@ def _idat_run(data: bytes) -> tuple[int, int, list[memoryview]] | None:
     return None
 
 
-def _rewritten(data: bytes, first: int, end: int, raw: bytes) -> bytearray:
+def _rewritten(data: bytes, first: int, end: int, raw: bytes, adler: bytes) -> bytes:
     """``data`` with [first, end) replaced by one IDAT chunk holding ``raw`` in stored blocks."""
-    blocks = max(1, -(-len(raw) // _STORED))
-    payload = 2 + 5 * blocks + len(raw) + 4  # zlib header, block headers, data, Adler-32
-    out = bytearray(first + 12 + payload + len(data) - end)
-    out[:first] = memoryview(data)[:first]
-    at = first
-    out[at : at + 8] = payload.to_bytes(4, "big") + b"IDAT"
-    at += 8
-    out[at : at + 2] = b"\x78\x01"  # deflate, 32 KiB window, no dictionary, fastest
-    at += 2
     source = memoryview(raw)
-    for start in range(0, blocks * _STORED, _STORED):
+    payload: list[bytes | memoryview] = [b"\x78\x01"]  # deflate, 32 KiB window, no dictionary, fastest
+    for start in range(0, max(len(raw), 1), _STORED):
         piece = source[start : start + _STORED]
-        size = len(piece)
-        final = 1 if start + _STORED >= len(raw) else 0
-        out[at : at + 5] = bytes((final, size & 0xFF, size >> 8, ~size & 0xFF, (~size >> 8) & 0xFF))
-        out[at + 5 : at + 5 + size] = piece
-        at += 5 + size
-    out[at : at + 4] = isal_zlib.adler32(raw).to_bytes(4, "big")
-    at += 4
-    chunk = memoryview(out)[first + 4 : at]
-    out[at : at + 4] = isal_zlib.crc32(chunk).to_bytes(4, "big")
-    chunk.release()
-    at += 4
-    out[at:] = memoryview(data)[end:]
-    return out
+        size, final = len(piece), start + _STORED >= len(raw)
+        payload += (bytes((final, size & 0xFF, size >> 8, ~size & 0xFF, (~size >> 8) & 0xFF)), piece)
+    payload.append(adler)
+    crc = isal_zlib.crc32(b"IDAT")
+    for part in payload:
+        crc = isal_zlib.crc32(part, crc)
+    length = sum(len(part) for part in payload)
+    # One join, one copy: no zero-filled buffer to write over.
+    head = (memoryview(data)[:first], length.to_bytes(4, "big"), b"IDAT")
+    return b"".join((*head, *payload, crc.to_bytes(4, "big"), memoryview(data)[end:]))

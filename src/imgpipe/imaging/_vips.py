@@ -39,9 +39,7 @@ def configure_vips(threads: int) -> None:
         pyvips.operation_block_set(type_name, False)
 
 
-def thumbnail(
-    data: bytes | bytearray, fmt: ImageFormat, spec: VariantSpec, limits: Limits, orientation: int
-) -> pyvips.Image:
+def thumbnail(data: bytes, fmt: ImageFormat, spec: VariantSpec, limits: Limits, orientation: int) -> pyvips.Image:
     """Decode with shrink-on-load, fit inside the spec, upright, in 8-bit sRGB.
 
     ``orientation`` is the probe's, never the loader's: the thumbnail then always turns
