@@ -23,6 +23,9 @@ MAX_INFLATED = 36 * 1024 * 1024
 # Below this the rewrite's fixed costs (a chunk walk in Python, one more buffer) outweigh it.
 MIN_FILE = 128 * 1024
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Encoders write 8-64 KiB IDATs (a 25 MB file has a few thousand chunks); a walk in Python
+# over tens of thousands of tiny ones would cost more than it saves.
+_MAX_CHUNKS = 10_000
 _STORED = 0xFFFF  # the most one stored block holds
 # isal's stub types its error as an instance, not a class
 _INFLATE_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
@@ -54,7 +57,9 @@ def _idat_run(data: bytes) -> tuple[int, int, list[memoryview]] | None:
     pieces: list[memoryview] = []
     first = end = 0
     pos = len(_SIGNATURE)
-    while pos + 12 <= len(data):
+    for _ in range(_MAX_CHUNKS):
+        if pos + 12 > len(data):
+            return None
         length = int.from_bytes(data[pos : pos + 4], "big")
         kind = data[pos + 4 : pos + 8]
         after = pos + 12 + length

@@ -161,6 +161,9 @@ def test_unusual_files_are_left_to_libvips() -> None:
         "a damaged stream": _png([*before, (b"IDAT", stream[:half] + bytes(64) + stream[half + 64 :]), *after]),
         "a wrong Adler-32": _png([*before, (b"IDAT", stream[:-1] + bytes([stream[-1] ^ 1])), *after]),
         "no IEND": _png([*before, (b"IDAT", stream)]),
+        "tens of thousands of tiny IDATs": _png(
+            [*before, *((b"IDAT", stream[i : i + 8]) for i in range(0, len(stream), 8)), *after]
+        ),
         "a cut-off chunk": data[: len(data) // 2],
     }
     assert _png_idat.with_stored_idat(data) is not None  # the intact file is rewritten
