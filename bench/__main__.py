@@ -91,6 +91,7 @@ def _section(name: str, results: dict[str, Any], log: Callable[[str], None], run
 
 
 def _measure(quick: bool, skip: set[str], install: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    from bench import memwarm
     from bench.corpus import build_corpus
     from bench.kernel import measure_kernel
     from bench.machine import describe
@@ -102,6 +103,9 @@ def _measure(quick: bool, skip: set[str], install: bool, log: Callable[[str], No
     if install and not quick:
         _system_tools(log)
     results: dict[str, Any] = {"machine": describe(), "skipped": []}
+    if not quick:
+        measured = memwarm.measure()
+        results["machine"]["page-cache writes"] = memwarm.summary(measured, memwarm.warm(gigabytes=4))
     corpus = build_corpus(quick=quick, log=log)
     results["corpus"] = {
         "root": str(corpus.root.relative_to(ROOT)) if corpus.root.is_relative_to(ROOT) else str(corpus.root),

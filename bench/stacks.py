@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import uuid
@@ -89,6 +90,8 @@ def embedded_stack(work: Path, concurrency: int, extra: dict[str, str] | None = 
         yield Stack("embedded", concurrency, url, run, run, extra_env=extra or {})
     finally:
         run.stop()
+        # Its page cache goes back to the free lists for the next run to reuse (``bench/memwarm.py``).
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @contextmanager
