@@ -1,24 +1,29 @@
 """A PNG's image data inflated by ISA-L before libvips reads the file.
 
-libvips' pngload (libspng over zlib-ng) spends more than half of a photograph's decode in
-inflate: 30 of 53 ms for a 4 MP RGB PNG here, where ISA-L (the ``isal`` wheel) inflates the
-same stream in 17. ``with_stored_idat`` rewrites the file with its image data inflated and
-wrapped in deflate's *stored* blocks, which zlib-ng only copies, so libvips is left to
-unfilter rows: the same filtered bytes, hence the same pixels and the same errors.
+libvips' pngload (libpng over zlib-ng, in pyvips-binary) spends more than half of a
+photograph's decode in inflate: 30 of 53 ms for a 4 MP RGB PNG here, where ISA-L (the
+``isal`` wheel) inflates the same stream in 17. ``with_stored_idat`` rewrites the file with
+its image data inflated and wrapped in deflate's *stored* blocks, which zlib-ng only copies,
+so libvips is left to unfilter rows: the same filtered bytes, hence the same pixels.
 
-Anything out of the ordinary goes to libvips untouched (None): a small file, a stream ISA-L
-refuses, a chunk failing its CRC, image data past the cap, IDAT chunks that are not
-consecutive, bytes after the stream's end. libvips then decides with its own errors.
+The rewrite is made only when the stream holds exactly the rows the header promises, within
+the window it declares (zlib enforces it, ISA-L does not), with a checked Adler-32. Anything
+else goes to libvips untouched (None) and fails or loads there as before: a small file, a
+stream ISA-L refuses, a chunk failing its CRC, too little or too much image data, IDAT
+chunks that are not consecutive, bytes after the stream's end. One leniency remains: ISA-L
+decodes some Huffman tables zlib calls invalid (an over-subscribed distance code set), and
+such a stream whose output passes its Adler-32 renders where libvips alone would refuse it.
+``tests/unit/imaging/test_png_idat.py`` checks that ISA-L never decodes different data.
 """
 
 from __future__ import annotations
 
 from isal import isal_zlib
 
-__all__ = ["MAX_INFLATED", "MIN_FILE", "with_stored_idat"]
+__all__ = ["MAX_INFLATED", "MIN_FILE", "filtered_size", "with_stored_idat"]
 
-# Above this much image data the file stays compressed: the rewrite holds the inflated data
-# twice for a moment (72 MiB at most), where libvips streams rows. 36 MiB takes a 12 MP RGB PNG.
+# Above this much image data the file stays compressed: the rewrite holds it inflated twice
+# for a moment, where libvips streams rows. 36 MiB takes a 12 MP RGB PNG.
 MAX_INFLATED = 36 * 1024 * 1024
 # Below this the rewrite's fixed costs (a chunk walk in Python, one more buffer) outweigh it.
 MIN_FILE = 128 * 1024
@@ -27,35 +32,69 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # over tens of thousands of tiny ones would cost more than it saves.
 _MAX_CHUNKS = 10_000
 _STORED = 0xFFFF  # the most one stored block holds
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+# Adam7: (first column, first row, column step, row step) of each pass
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 # isal's stub types its error as an instance, not a class
 _INFLATE_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
 
 
 def with_stored_idat(data: bytes, cap: int = MAX_INFLATED) -> bytes | None:
     """The PNG with its IDAT data inflated into stored blocks, or None to leave it as it is."""
-    if len(data) < MIN_FILE or not data.startswith(_SIGNATURE):
+    if len(data) < MIN_FILE or not data.startswith(_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    expected = filtered_size(data[16:29])
+    if expected is None or expected > cap:
         return None
     walked = _idat_run(data)
     if walked is None:
         return None
     first, end, pieces = walked
     stream = b"".join(pieces)
+    # Deflate, no preset dictionary, and a window that holds every match: ISA-L ignores the
+    # declared window, where zlib refuses a distance past it. libpng declares a small one for
+    # small images, which is fine when the whole data fits in it.
+    if len(stream) < 6 or stream[0] & 0x0F != 8 or stream[1] & 0x20:
+        return None
+    window_bits = (stream[0] >> 4) + 8
+    if window_bits > 15 or (window_bits < 15 and expected > 1 << window_bits):
+        return None
     inflater = isal_zlib.decompressobj()
     try:
-        raw = inflater.decompress(stream, cap + 1)
+        raw = inflater.decompress(stream, expected + 1)
     except _INFLATE_ERROR:
         return None
-    if not inflater.eof or inflater.unused_data or len(raw) > cap:
+    if not inflater.eof or inflater.unused_data or len(raw) != expected:
         return None
     # The stream ends exactly at its Adler-32 of ``raw``, which ISA-L has just checked.
     return _rewritten(data, first, end, raw, stream[-4:])
+
+
+def filtered_size(ihdr: bytes) -> int | None:
+    """Bytes of filtered rows (a filter byte each) an IHDR's image inflates to; None for a header libvips must judge."""
+    if len(ihdr) != 13:
+        return None
+    width, height = int.from_bytes(ihdr[0:4], "big"), int.from_bytes(ihdr[4:8], "big")
+    depth, colour, interlace = ihdr[8], ihdr[9], ihdr[12]
+    channels = _CHANNELS.get(colour)
+    if channels is None or depth not in (1, 2, 4, 8, 16) or interlace not in (0, 1) or not width or not height:
+        return None
+    bits = depth * channels
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        columns, rows = -(-max(width - x0, 0) // dx), -(-max(height - y0, 0) // dy)
+        if columns and rows:
+            total += rows * (1 + -(-columns * bits // 8))
+    return total
 
 
 def _idat_run(data: bytes) -> tuple[int, int, list[memoryview]] | None:
     """(offset of the first IDAT chunk, offset past the last, their payloads), all CRCs checked."""
     view = memoryview(data)
     pieces: list[memoryview] = []
-    first = end = 0
+    first: int | None = None
+    end = 0
     pos = len(_SIGNATURE)
     for _ in range(_MAX_CHUNKS):
         if pos + 12 > len(data):
@@ -72,9 +111,10 @@ def _idat_run(data: bytes) -> tuple[int, int, list[memoryview]] | None:
             if isal_zlib.crc32(view[pos + 4 : after - 4]) != crc:
                 return None
             pieces.append(view[pos + 8 : after - 4])
-            first, end = (first or pos), after
+            first = pos if first is None else first
+            end = after
         elif kind == b"IEND":
-            return (first, end, pieces) if pieces else None
+            return (first, end, pieces) if first is not None else None
         pos = after
     return None
 
