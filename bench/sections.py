@@ -51,7 +51,8 @@ def kernel_section(k: dict[str, Any]) -> list[str]:
         *table(["class", *tools, *ratio_head], rows),
         f"### All {k['cores']} cores: images/s",
         "",
-        f"{k['cores']} processes side by side, one decode thread each, class after class in synchronised phases.",
+        f"{k['cores']} processes side by side, one decode thread each, class after class in synchronised phases;",
+        "each phase's first image is a warm-up, not counted (a format's first decode pays its library's set-up).",
         "",
     ]
     multi_tools = sorted({t for v in multi.values() for t in v}, key=list(TOOLS).index)
