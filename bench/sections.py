@@ -53,6 +53,8 @@ def kernel_section(k: dict[str, Any]) -> list[str]:
         "",
         f"{k['cores']} processes side by side, one decode thread each, class after class in synchronised phases;",
         "each phase's first image is a warm-up, not counted (a format's first decode pays its library's set-up).",
+        "The last column can pass 2: the one-core rounds interleave every tool and file, so each render there",
+        "starts colder (caches, freshly mapped buffers) than in a phase of one format.",
         "",
     ]
     multi_tools = sorted({t for v in multi.values() for t in v}, key=list(TOOLS).index)
