@@ -1,4 +1,4 @@
-"""PNG image data inflated by ISA-L, then unfiltered by libvips: the same thumbnails and errors as libvips alone."""
+"""PNG data inflated by ISA-L, unfiltered by libvips: the thumbnails and errors of libvips alone, one leniency aside."""
 
 from __future__ import annotations
 
