@@ -137,7 +137,7 @@ def from_fitted(fitted: Fitted, orientation: int) -> pyvips.Image:
     if fitted.icc:
         image.set_type(pyvips.GValue.blob_type, "icc-profile-data", fitted.icc)
         image = _profile_to_srgb(image)
-    return orient(image, orientation if 1 <= orientation <= 8 else 1)
+    return orient(image, orientation)  # any other value leaves the pixels as stored
 
 
 def from_pillow_bytes(raw: bytes, width: int, height: int, bands: int) -> pyvips.Image:
