@@ -12,7 +12,7 @@ from imgpipe.imaging import _pil
 from imgpipe.imaging._libwebp import Fitted
 from imgpipe.imaging.types import ImageFormat, Limits, Rendered, VariantSpec
 
-__all__ = ["LOADERS", "configure_vips", "encode", "from_fitted", "from_pillow_bytes", "orient", "thumbnail"]
+__all__ = ["LOADERS", "configure_vips", "encode", "from_fitted", "from_pixels", "orient", "thumbnail"]
 
 # The only libvips loaders that may ever run, by sniffed format. Everything else
 # (svgload, matrixload, csvload, rawload, vipsload, uhdrload, heifload...) is blocked.
@@ -75,12 +75,15 @@ def _profile_to_srgb(image: pyvips.Image) -> pyvips.Image:
         return image
     icc = image.get("icc-profile-data")
     if image.format == "uchar" and image.bands in (3, 4) and image.interpretation == "srgb":
-        image = image.copy_memory()  # a sequential load reads its file once: both paths below use these pixels
-        mode = "RGB" if image.bands == 3 else "RGBA"
-        pixels = Image.frombytes(mode, (image.width, image.height), image.write_to_memory())
+        # Rendered once: a sequential load reads its file once, and both paths below use these bytes.
+        width, height, bands = image.width, image.height, image.bands
+        raw = image.write_to_memory()
+        pixels = Image.frombytes("RGB" if bands == 3 else "RGBA", (width, height), raw)
         converted = _pil.icc_to_srgb(pixels, icc)
         if converted is not pixels:  # converted; the same image back means Pillow could not use the profile
-            return from_pillow_bytes(converted.tobytes(), converted.width, converted.height, image.bands)
+            return from_pixels(converted.tobytes(), converted.width, converted.height, bands)
+        image = from_pixels(raw, width, height, bands)
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
     return _icc_to_srgb(image, "srgb")
 
 
@@ -140,8 +143,8 @@ def from_fitted(fitted: Fitted, orientation: int) -> pyvips.Image:
     return orient(image, orientation)  # any other value leaves the pixels as stored
 
 
-def from_pillow_bytes(raw: bytes, width: int, height: int, bands: int) -> pyvips.Image:
-    """An 8-bit sRGB (or grey) libvips image over pixels Pillow decoded."""
+def from_pixels(raw: bytes, width: int, height: int, bands: int) -> pyvips.Image:
+    """An 8-bit sRGB (or grey) libvips image over interleaved pixels: Pillow's, or libvips' rendered to bytes."""
     image = pyvips.Image.new_from_memory(raw, width, height, bands, "uchar")
     return image.copy(interpretation="b-w" if bands <= 2 else "srgb")
 

@@ -127,7 +127,7 @@ def _decode(data: bytes, header: Header, spec: VariantSpec, limits: Limits) -> p
         else:
             image = _pil.decode_tiff(data, limits)
         small = _pil.fit_to_srgb(image, spec)
-    return _vips.from_pillow_bytes(small.tobytes(), small.width, small.height, len(small.getbands()))
+    return _vips.from_pixels(small.tobytes(), small.width, small.height, len(small.getbands()))
 
 
 @contextmanager
