@@ -8,11 +8,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
 
-__all__ = ["describe"]
+__all__ = ["describe", "filesystem"]
 
 
 def _first(pattern: str, text: str) -> str | None:
@@ -53,4 +54,23 @@ def describe() -> dict[str, str]:
         "djpeg, tjbench (Debian libjpeg-turbo-progs)": djpeg or "not installed",
         "vipsthumbnail (Debian libvips-tools)": vips_cli or "not installed",
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "scratch folder (the stacks' data)": f"{tempfile.gettempdir()}: {filesystem(tempfile.gettempdir())}",
     }
+
+
+def filesystem(path: str, ext4: Path = Path("/sys/fs/ext4")) -> str:
+    """The file system ``path`` is on; for ext4, whether it keeps a journal.
+
+    Without one, ext4 passes over every recently deleted inode each time it creates a file
+    (``bench.stacks.release``), a cost a stack's API process pays on each upload.
+    """
+    real = os.path.realpath(path)
+    mounts = [p for p in psutil.disk_partitions(all=True) if os.path.commonpath([real, p.mountpoint]) == p.mountpoint]
+    if not mounts:
+        return "unknown"
+    mount = max(mounts, key=lambda p: len(p.mountpoint))
+    found = f"{mount.fstype} ({mount.device})"
+    task = ext4 / Path(mount.device).name / "journal_task"
+    if mount.fstype == "ext4" and task.exists():
+        found += ", no journal" if task.read_text().strip() == "<none>" else ", with a journal"
+    return found
