@@ -43,9 +43,6 @@ class Services:
     jobs: JobRepository
     store: ObjectStore
     queue: JobQueue
-    # Every status change is written by this process (the in-process queue: no other process
-    # works on these jobs), so a long-poll needs no polling.
-    local_status_writes: bool = False
 
 
 def make_store(cfg: StorageSettings) -> S3Store | LocalStore:
@@ -65,11 +62,13 @@ def make_queue(cfg: BrokerSettings) -> AmqpQueue | MemoryQueue:
 
 
 @asynccontextmanager
-async def build_services(settings: Settings, *, migrate: bool = False) -> AsyncIterator[Services]:
+async def build_services(settings: Settings, *, migrate: bool = False, listen: bool = False) -> AsyncIterator[Services]:
     """Connect every backend the settings name; close them all on exit.
 
     Start-up does not wait for a dependency that is away: the process starts,
     ``/ready`` says what is missing, and each adapter catches up when it returns.
+    ``listen``: a process that answers status long-polls hears the status changes
+    other processes write, where the database announces them (PostgreSQL).
     """
     if migrate:
         await upgrade(settings.database.url)
@@ -81,12 +80,13 @@ async def build_services(settings: Settings, *, migrate: bool = False) -> AsyncI
         buckets = asyncio.create_task(_ensure_buckets(store, policy), name="ensure-buckets")
         stack.push_async_callback(_cancel, buckets)
         queue: JobQueue = await stack.enter_async_context(make_queue(settings.broker))
-        jobs = SqlJobRepository(database)
-        stack.push_async_callback(jobs.close)
+        # With the in-process queue no other process works on these jobs: every status change is written here.
         local = isinstance(settings.broker, MemoryBrokerSettings)
-        yield Services(
-            settings=settings, policy=policy, jobs=jobs, store=store, queue=queue, local_status_writes=local
-        )
+        jobs = SqlJobRepository(database, all_writes_here=local)
+        stack.push_async_callback(jobs.close)
+        if listen and not local:
+            await stack.enter_async_context(jobs.listen())
+        yield Services(settings=settings, policy=policy, jobs=jobs, store=store, queue=queue)
 
 
 async def _ensure_buckets(store: ObjectStore, policy: Policy) -> None:

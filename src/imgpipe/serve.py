@@ -136,7 +136,7 @@ async def _run(settings: Settings, *, migrate: bool) -> int:
     embedded_queue = isinstance(settings.broker, MemoryBrokerSettings)
     with _exclusive(settings.data_dir) if embedded_queue else contextlib.nullcontext():
         stop = _stop_on_signals()
-        async with build_services(settings, migrate=migrate) as services, build_kernel(settings) as kernel:
+        async with build_services(settings, migrate=migrate, listen=True) as services, build_kernel(settings) as kernel:
             worker_stop = asyncio.Event()
             # With the in-process queue no other process can hold a job, so every
             # unfinished job left by a crash is taken back at once.

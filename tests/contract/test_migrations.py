@@ -59,3 +59,36 @@ async def test_sha256_rows_of_the_first_schema_read_back_as_labelled_checksums(e
     assert job.original.checksum == f"sha256:{digest}"
     # ...and the rows SQLAlchemy's types wrote read back through imgpipe's plain SQL.
     assert job.id == job_id and job.created_at == now and job.status.value == "DONE"
+
+
+def _status_triggers(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'jobs'::regclass AND NOT tgisinternal"
+            found = conn.execute(text(query))
+            return [row[0] for row in found]
+    finally:
+        engine.dispose()
+
+
+async def test_the_status_announcement_comes_and_goes_with_its_migration() -> None:
+    from alembic import command
+
+    from imgpipe.adapters.db.migrate import _config
+
+    with throwaway_database(require_postgres()) as raw:
+        url = Settings(database_url=raw).database.url
+        await upgrade(url)
+        assert _status_triggers(url) == ["jobs_status_changed"]
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                cfg = _config()
+                cfg.attributes["connection"] = conn
+                command.downgrade(cfg, "20261128_0002")
+        finally:
+            engine.dispose()
+        assert _status_triggers(url) == []
+        await upgrade(url)  # and back: nothing was left behind to collide with
+        assert _status_triggers(url) == ["jobs_status_changed"]

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from support.jobs import assert_invariant, photo, upload
-from support.processes import ImgpipeProcess, run_command
+from support.processes import ImgpipeProcess, run_command, wait_for_output
 from support.services import S3Server
-from support.stacks import EmbeddedStack
+from support.stacks import EmbeddedStack, ServerStack
 
 pytestmark = pytest.mark.e2e
 
@@ -101,3 +102,17 @@ def test_imgpipe_run_works_over_any_mix_of_backends(
         assert_invariant(stack, ids)
     finally:
         stack.stop()
+
+
+def test_the_api_process_hears_the_workers_status_changes(server_stack: ServerStack) -> None:
+    """Its long-polls are answered by PostgreSQL's announcements, not by polling (``adapters/db/listener.py``)."""
+    wait_for_output(server_stack.api, "listening for status changes")
+    with psycopg.connect(server_stack.env["IMGPIPE_DATABASE_URL"]) as conn:
+        listeners = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'imgpipe-status'"
+            " AND datname = current_database()"
+        ).fetchone()
+    assert listeners == (1,)  # the API's; the worker answers no long-polls
+    job_id = upload(server_stack, photo(7))
+    answered = httpx.get(f"{server_stack.url}/api/v1/images/{job_id}", params={"wait": 30}, timeout=40).json()
+    assert answered["status"] in ("PROCESSING", "DONE")

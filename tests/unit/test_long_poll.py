@@ -9,13 +9,15 @@ from uuid import UUID, uuid4
 import pytest
 
 from imgpipe.domain.job import Job, JobStatus
+from imgpipe.services import queries
 from imgpipe.services.queries import wait_for_change
 
 
 class OneJob:
     """Just the part of the JobRepository port a long-poll uses, counting the reads."""
 
-    def __init__(self, job_id: UUID) -> None:
+    def __init__(self, job_id: UUID, *, changes_pushed: bool = True) -> None:
+        self.changes_pushed = changes_pushed
         now = datetime.now(UTC)
         self.job = Job(job_id, JobStatus.PENDING, now, now)
         self.reads = 0
@@ -38,22 +40,30 @@ class OneJob:
         except TimeoutError:
             return False
 
-    def move(self, status: JobStatus) -> None:
+    def move(self, status: JobStatus, *, heard: bool = True) -> None:
         self.job = Job(self.job.id, status, self.job.created_at, self.job.updated_at)
+        if heard:
+            self._version += 1
+            self._changed.set()
+
+    def lose_notifications(self) -> None:
+        """What a dropped LISTEN connection does: no more pushes, and every waiter woken to read again."""
+        self.changes_pushed = False
         self._version += 1
-        self._changed.set()
+        woken, self._changed = self._changed, asyncio.Event()
+        woken.set()
 
 
-@pytest.mark.parametrize("local_writes", [True, False], ids=["in-process workers", "other processes too"])
-async def test_the_change_answers_the_poll_at_once(local_writes: bool) -> None:
-    repo = OneJob(uuid4())
+@pytest.mark.parametrize("pushed", [True, False], ids=["changes pushed", "changes only read"])
+async def test_the_change_answers_the_poll_at_once(pushed: bool) -> None:
+    repo = OneJob(uuid4(), changes_pushed=pushed)
     loop = asyncio.get_running_loop()
     loop.call_later(0.6, repo.move, JobStatus.PROCESSING)
     started = loop.time()
-    job = await wait_for_change(repo.job.id, jobs=repo, within=10, local_writes=local_writes)  # type: ignore[arg-type]
+    job = await wait_for_change(repo.job.id, jobs=repo, within=10)  # type: ignore[arg-type]
     assert job.status is JobStatus.PROCESSING
     assert loop.time() - started < 1.5
-    if local_writes:
+    if pushed:
         assert repo.reads == 2  # before, and once after the change: no polling
     else:
         assert repo.reads > 2  # other processes' changes are only seen by reading
@@ -62,7 +72,33 @@ async def test_the_change_answers_the_poll_at_once(local_writes: bool) -> None:
 async def test_without_a_change_it_answers_at_the_deadline_with_the_job_as_it_is() -> None:
     repo = OneJob(uuid4())
     started = asyncio.get_running_loop().time()
-    job = await wait_for_change(repo.job.id, jobs=repo, within=0.3, local_writes=True)  # type: ignore[arg-type]
+    job = await wait_for_change(repo.job.id, jobs=repo, within=0.3)  # type: ignore[arg-type]
     assert job.status is JobStatus.PENDING
     assert 0.25 < asyncio.get_running_loop().time() - started < 2
     assert repo.reads == 2
+
+
+async def test_once_notifications_are_lost_a_change_nobody_heard_is_found_by_polling() -> None:
+    repo = OneJob(uuid4(), changes_pushed=True)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, repo.lose_notifications)
+    loop.call_later(0.5, lambda: repo.move(JobStatus.PROCESSING, heard=False))
+    started = loop.time()
+    job = await wait_for_change(repo.job.id, jobs=repo, within=20)  # type: ignore[arg-type]
+    assert job.status is JobStatus.PROCESSING
+    assert loop.time() - started < 10  # found by a poll, not at the deadline
+    assert repo.reads > 3  # the wake-up after the gap, then polls
+
+
+async def test_a_pushed_change_that_never_arrives_is_still_found_by_a_slow_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A pooler that drops notifications: the repository believes it hears every change.
+    monkeypatch.setattr(queries, "_PUSHED_READ_SECONDS", 0.5)
+    repo = OneJob(uuid4(), changes_pushed=True)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, lambda: repo.move(JobStatus.PROCESSING, heard=False))
+    started = loop.time()
+    job = await wait_for_change(repo.job.id, jobs=repo, within=20)  # type: ignore[arg-type]
+    assert job.status is JobStatus.PROCESSING
+    assert loop.time() - started < 10

@@ -51,7 +51,7 @@ def create_app(
             app.state.services = services
             yield
             return
-        async with build_services(settings) as built:
+        async with build_services(settings, listen=True) as built:
             app.state.services = built
             yield
 

@@ -149,9 +149,7 @@ async def get_image(
 async def status_response(request: Request, svc: Services, job_id: str, wait: float) -> JSONResponse:
     """``GET /api/v1/images/{job_id}``; raises JobNotFound. Shared with ``hot.HotRoutes``."""
     if wait:
-        job = await queries.wait_for_change(
-            _job_id(job_id), jobs=svc.jobs, within=wait, local_writes=svc.local_status_writes
-        )
+        job = await queries.wait_for_change(_job_id(job_id), jobs=svc.jobs, within=wait)
     else:
         job = await queries.get_job(_job_id(job_id), jobs=svc.jobs)
     # A Response goes out as it is: the body was built from JobOut already, no second validation.

@@ -52,13 +52,17 @@ class JobRepository(Protocol):
     async def get(self, job_id: UUID) -> Job | None: ...
 
     def version(self, job_id: UUID) -> int:
-        """How many status changes of ``job_id`` this repository has written (no I/O). Take it before
-        reading the job, then ``changed_since`` cannot miss a change made in between."""
+        """A counter of the status changes of ``job_id`` this repository has written or heard of (no
+        I/O). Take it before reading the job, then ``changed_since`` cannot miss a change made in between."""
 
     async def changed_since(self, job_id: UUID, version: int, within: float) -> bool:
-        """Wait up to ``within`` seconds for this repository to write a status change of ``job_id``
-        beyond ``version``; True at once if it already has. Changes written by other processes are
-        not seen: when other processes may work on jobs, the caller must still poll."""
+        """Wait up to ``within`` seconds for a status change of ``job_id`` beyond ``version``, written
+        here or heard of; True at once if there was one, and True when a change may have gone unheard."""
+
+    @property
+    def changes_pushed(self) -> bool:
+        """True while ``changed_since`` sees every status change, whichever process writes it: all
+        writers are in this process, or the database announces changes. Otherwise the caller polls."""
 
     async def list_recent(self, limit: int, before: tuple[datetime, UUID] | None = None) -> Page:
         """Newest first, keyset-paginated on (created_at, id): stable under concurrent inserts."""

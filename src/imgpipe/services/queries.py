@@ -14,6 +14,9 @@ __all__ = ["get_job", "list_jobs", "open_variant", "wait_for_change"]
 
 _FIRST_POLL_SECONDS = 0.1
 _LAST_POLL_SECONDS = 1.0
+# Pushed changes are still read this often: behind a pooler that drops notifications
+# (PgBouncer in transaction mode), a change comes late, never not at all.
+_PUSHED_READ_SECONDS = 5.0
 
 
 async def get_job(job_id: UUID, *, jobs: JobRepository) -> Job:
@@ -23,12 +26,12 @@ async def get_job(job_id: UUID, *, jobs: JobRepository) -> Job:
     return job
 
 
-async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float, local_writes: bool) -> Job:
+async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float) -> Job:
     """The job as soon as its status differs from now (or it is final), or after ``within`` seconds.
 
-    Woken at once by status changes this process writes; with ``local_writes`` (every worker
-    is in this process) those are all there are, and the database is read once per change.
-    Otherwise it also polls: quick at first (most jobs take well under a second), then gentler.
+    Woken by the change itself while the repository sees every change (``changes_pushed``), and
+    then the database is read once per change. Otherwise it also polls: quick at first (most
+    jobs take well under a second), then gentler.
     """
     seen = jobs.version(job_id)  # before the read: a change in between is not missed
     job = await get_job(job_id, jobs=jobs)
@@ -36,7 +39,7 @@ async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float, l
     pause = _FIRST_POLL_SECONDS
     while not job.status.is_final and time.monotonic() < deadline:
         left = max(0.0, deadline - time.monotonic())
-        await jobs.changed_since(job_id, seen, left if local_writes else min(pause, left))
+        await jobs.changed_since(job_id, seen, min(_PUSHED_READ_SECONDS if jobs.changes_pushed else pause, left))
         pause = min(pause * 1.5, _LAST_POLL_SECONDS)
         seen = jobs.version(job_id)
         latest = await get_job(job_id, jobs=jobs)

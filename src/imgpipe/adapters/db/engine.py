@@ -132,9 +132,12 @@ class Database:
         *,
         threads: int,
         connect_inline: Callable[[], Any] | None = None,
+        conninfo: str | None = None,
     ) -> None:
-        """``connect_inline``: a connection for the event loop's thread, one that fails at once when busy."""
+        """``connect_inline``: a connection for the event loop's thread, one that fails at once when busy.
+        ``conninfo``: PostgreSQL's connection string, for a connection of one's own (``listener``)."""
         self.dialect = dialect
+        self.conninfo = conninfo
         self._connect = connect
         self._connect_inline = connect_inline
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"db-{dialect.name}")
@@ -320,7 +323,7 @@ def open_database(url: str) -> Database:
             Dialect("sqlite"), lambda: _sqlite(path), threads=4, connect_inline=lambda: _sqlite(path, inline=True)
         )
     conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    return Database(Dialect("postgresql"), lambda: _postgres(conninfo), threads=8)
+    return Database(Dialect("postgresql"), lambda: _postgres(conninfo), threads=8, conninfo=conninfo)
 
 
 def _sqlite(path: str, *, inline: bool = False) -> sqlite3.Connection:

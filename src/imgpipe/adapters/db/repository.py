@@ -11,11 +11,13 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from imgpipe.adapters.db.engine import Database, Tx
+from imgpipe.adapters.db.listener import StatusListener
 from imgpipe.adapters.db.rows import (
     INSERT_VARIANT,
     JOB_COLUMNS,
@@ -53,21 +55,39 @@ def _utcnow() -> datetime:
 
 
 class SqlJobRepository:
-    def __init__(self, database: Database, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self, database: Database, *, clock: Callable[[], datetime] = _utcnow, all_writes_here: bool = False
+    ) -> None:
+        """``all_writes_here``: no other process writes these jobs' status (the in-process queue)."""
         self._db = database
         self._d = database.dialect
         self._now = clock
+        self._all_writes_here = all_writes_here
+        self._listener: StatusListener | None = None
+        self._gaps = 0  # times a status change of another process may have gone unheard
         self._confirmed: set[UUID] = set()
         self._flushing: asyncio.Task[None] | None = None
         self._versions: OrderedDict[UUID, int] = OrderedDict()
         self._changes: dict[UUID, tuple[asyncio.Event, int]] = {}  # the event, and how many wait on it
 
     def version(self, job_id: UUID) -> int:
-        return self._versions.get(job_id, 0)
+        # After a gap in the notifications every version taken before it is out of date.
+        return self._versions.get(job_id, 0) + (self._gaps << 32)
+
+    @property
+    def changes_pushed(self) -> bool:
+        return self._all_writes_here or (self._listener is not None and self._listener.listening)
+
+    def listen(self) -> AbstractAsyncContextManager[object]:
+        """While entered, hear the status changes other processes write (PostgreSQL); nothing to hear on SQLite."""
+        if self._db.conninfo is None:
+            return contextlib.nullcontext()
+        self._listener = StatusListener(self._db.conninfo, on_change=self._changed, on_gap=self._wake_all)
+        return self._listener
 
     async def changed_since(self, job_id: UUID, version: int, within: float) -> bool:
         # A counter evicted meanwhile reads 0: a spurious "changed", and the caller re-reads.
-        if self._versions.get(job_id, 0) != version:
+        if self.version(job_id) != version:
             return True
         event, waiting = self._changes.get(job_id, (asyncio.Event(), 0))
         self._changes[job_id] = (event, waiting + 1)
@@ -92,6 +112,13 @@ class SqlJobRepository:
         waited = self._changes.pop(job_id, None)
         if waited is not None:
             waited[0].set()
+
+    def _wake_all(self) -> None:
+        """The notifications had a gap: every waiter reads its job again."""
+        self._gaps += 1
+        waiting, self._changes = self._changes, {}
+        for event, _ in waiting.values():
+            event.set()
 
     async def ping(self) -> None:
         await self._db.run(lambda tx: tx.rows("SELECT 1"), write=False)

@@ -1,0 +1,120 @@
+"""Status changes another process writes reach a listening repository (PostgreSQL), and a lost connection loses none.
+
+Two repositories on two connection pools stand for an API process and a worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+
+from imgpipe.adapters.db.engine import open_database
+from imgpipe.adapters.db.migrate import upgrade
+from imgpipe.adapters.db.repository import SqlJobRepository
+from imgpipe.config import Settings
+from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
+
+LEASE = timedelta(minutes=1)
+PATIENCE = 15.0  # what a waiter waits at most: a change that was never heard ends the wait unwoken
+
+
+@pytest.fixture
+async def pair(pg_url: str) -> AsyncIterator[tuple[SqlJobRepository, SqlJobRepository, str]]:
+    """(the API's repository, the worker's, the database's libpq URL)."""
+    url = Settings(database_url=pg_url).database.url
+    databases = [open_database(url), open_database(url)]
+    api, worker = (SqlJobRepository(d) for d in databases)
+    yield api, worker, databases[0].conninfo or ""
+    for repository, database in ((api, databases[0]), (worker, databases[1])):
+        await repository.close()
+        await database.dispose()
+
+
+async def until_listening(repo: SqlJobRepository) -> None:
+    for _ in range(200):
+        if repo.changes_pushed:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the repository never started listening")
+
+
+async def new_job(repo: SqlJobRepository) -> UUID:
+    job_id, now = uuid4(), datetime.now(UTC)
+    original = Variant(ORIGINAL, "orig", f"{job_id}.jpg", "image/jpeg", 640, 480, 12345, "blake3:" + "ab" * 32, "jpeg")
+    await repo.add(Job(job_id, JobStatus.PENDING, now, now, variants=(original,)))
+    return job_id
+
+
+async def test_a_status_change_written_elsewhere_wakes_the_listening_side(
+    pair: tuple[SqlJobRepository, SqlJobRepository, str],
+) -> None:
+    api, worker, _ = pair
+    assert not api.changes_pushed  # not listening yet: long-polls poll
+    async with api.listen():
+        await until_listening(api)
+        job_id = await new_job(worker)
+        seen = api.version(job_id)
+        woken = asyncio.create_task(api.changed_since(job_id, seen, PATIENCE))
+        await asyncio.sleep(0.1)
+        claimed = await worker.claim(job_id, lease=LEASE, takeover=False)
+        assert claimed is not None
+        assert await woken  # a wait that no notification ends returns False at PATIENCE
+        assert api.version(job_id) == seen + 1
+
+        # Moving the lease is no status change: nothing is announced.
+        assert await worker.extend_lease(job_id, claimed.attempts, LEASE)
+        assert not await api.changed_since(job_id, seen + 1, 0.5)
+
+        assert await worker.complete(job_id, claimed.attempts, [])
+        assert await api.changed_since(job_id, seen + 1, PATIENCE)
+        job = await api.get(job_id)
+        assert job is not None and job.status is JobStatus.DONE
+    assert not api.changes_pushed  # stopped listening
+
+
+async def test_a_lost_connection_wakes_every_waiter_and_listening_resumes(
+    pair: tuple[SqlJobRepository, SqlJobRepository, str],
+) -> None:
+    api, worker, conninfo = pair
+    async with api.listen():
+        await until_listening(api)
+        job_id = await new_job(worker)
+        seen = api.version(job_id)
+        woken = asyncio.create_task(api.changed_since(job_id, seen, PATIENCE))
+        await asyncio.sleep(0.1)
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as admin:
+            cursor = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'imgpipe-status' AND datname = current_database()"
+            )
+            assert [row[0] for row in await cursor.fetchall()] == [True]
+        # A change may have gone by while nobody listened: the waiter is told to read again.
+        assert await woken
+        assert api.version(job_id) != seen
+
+        await until_listening(api)  # back, on a new connection
+        seen = api.version(job_id)
+        woken = asyncio.create_task(api.changed_since(job_id, seen, PATIENCE))
+        await asyncio.sleep(0.1)
+        assert await worker.claim(job_id, lease=LEASE, takeover=False) is not None
+        assert await woken
+
+
+async def test_all_writes_in_this_process_need_no_listening(tmp_path: Path) -> None:
+    url = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db").database.url
+    await upgrade(url)
+    database = open_database(url)
+    try:
+        others_write = SqlJobRepository(database)
+        async with others_write.listen():  # SQLite announces nothing: there is nothing to hear
+            await asyncio.sleep(0.1)
+            assert not others_write.changes_pushed
+        assert SqlJobRepository(database, all_writes_here=True).changes_pushed
+    finally:
+        await database.dispose()
