@@ -44,6 +44,14 @@ async def until_listening(repo: SqlJobRepository) -> None:
     raise AssertionError("the repository never started listening")
 
 
+async def waiting(repo: SqlJobRepository, job_id: UUID) -> tuple[int, asyncio.Task[bool]]:
+    """A long-poll's wait on ``job_id`` from now: the version it started from, and its task, already waiting."""
+    seen = repo.version(job_id)
+    woken = asyncio.create_task(repo.changed_since(job_id, seen, PATIENCE))
+    await asyncio.sleep(0.1)
+    return seen, woken
+
+
 async def new_job(repo: SqlJobRepository) -> UUID:
     job_id, now = uuid4(), datetime.now(UTC)
     original = Variant(ORIGINAL, "orig", f"{job_id}.jpg", "image/jpeg", 640, 480, 12345, "blake3:" + "ab" * 32, "jpeg")
@@ -59,9 +67,7 @@ async def test_a_status_change_written_elsewhere_wakes_the_listening_side(
     async with api.listen():
         await until_listening(api)
         job_id = await new_job(worker)
-        seen = api.version(job_id)
-        woken = asyncio.create_task(api.changed_since(job_id, seen, PATIENCE))
-        await asyncio.sleep(0.1)
+        seen, woken = await waiting(api, job_id)
         claimed = await worker.claim(job_id, lease=LEASE, takeover=False)
         assert claimed is not None
         assert await woken  # a wait that no notification ends returns False at PATIENCE
@@ -85,9 +91,7 @@ async def test_a_lost_connection_wakes_every_waiter_and_listening_resumes(
     async with api.listen():
         await until_listening(api)
         job_id = await new_job(worker)
-        seen = api.version(job_id)
-        woken = asyncio.create_task(api.changed_since(job_id, seen, PATIENCE))
-        await asyncio.sleep(0.1)
+        seen, woken = await waiting(api, job_id)
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as admin:
             cursor = await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -99,9 +103,7 @@ async def test_a_lost_connection_wakes_every_waiter_and_listening_resumes(
         assert api.version(job_id) != seen
 
         await until_listening(api)  # back, on a new connection
-        seen = api.version(job_id)
-        woken = asyncio.create_task(api.changed_since(job_id, seen, PATIENCE))
-        await asyncio.sleep(0.1)
+        _, woken = await waiting(api, job_id)
         assert await worker.claim(job_id, lease=LEASE, takeover=False) is not None
         assert await woken
 
