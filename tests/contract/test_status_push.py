@@ -19,6 +19,7 @@ from imgpipe.adapters.db.migrate import upgrade
 from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.config import Settings
 from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
+from support.services import free_port
 
 LEASE = timedelta(minutes=1)
 PATIENCE = 15.0  # what a waiter waits at most: a change that was never heard ends the wait unwoken
@@ -118,5 +119,16 @@ async def test_all_writes_in_this_process_need_no_listening(tmp_path: Path) -> N
             await asyncio.sleep(0.1)
             assert not others_write.changes_pushed
         assert SqlJobRepository(database, all_writes_here=True).changes_pushed
+    finally:
+        await database.dispose()
+
+
+async def test_a_database_that_does_not_answer_leaves_long_polls_polling() -> None:
+    database = open_database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing")  # nobody there
+    try:
+        repo = SqlJobRepository(database)
+        async with repo.listen():
+            await asyncio.sleep(1.0)  # two attempts refused, and the listener still retries
+            assert not repo.changes_pushed
     finally:
         await database.dispose()

@@ -58,14 +58,15 @@ class StatusListener:
                 await self._task
 
     async def _run(self) -> None:
-        import psycopg
-
         pause = _FIRST_RETRY
         while True:
             try:
                 await self._listen()
-            except (psycopg.Error, OSError) as exc:
-                log.warning("status notifications lost; long-polls poll until they are back", extra={"error": str(exc)})
+            except Exception as exc:  # whatever it was, this task must live on: long-polls fall back meanwhile
+                log.warning(
+                    "status notifications lost; long-polls poll until they are back",
+                    extra={"error": f"{type(exc).__name__}: {exc}"},
+                )
             finally:
                 if self._listening:
                     self._listening = False
