@@ -130,10 +130,11 @@ def release(folder: Path) -> None:
 
     The next stack then writes into reused pages (``bench/memwarm.py``). Its files are
     emptied, not deleted: ext4 without a journal (this project's VM) passes over every free
-    inode deleted within the last minute, five more while its inode table is dirty, each
-    time it allocates one. Deleting a stack's few thousand files made the next stack's API
-    pay for that on each of its three new files per upload: 18% of its CPU in
-    ``__ext4_new_inode`` against 0.7% in a fresh folder. The whole work folder goes at the end.
+    inode deleted within the last minute (six, while its inode table block is dirty) each
+    time it allocates one (``recently_deleted`` in the kernel's ``fs/ext4/ialloc.c``).
+    Deleting a stack's few thousand files made the next stack's API pay for that on each
+    of its three new files per upload: 18% of its CPU in ``__ext4_new_inode`` against 0.7%
+    in a fresh folder. The whole work folder goes at the end.
     """
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink():
