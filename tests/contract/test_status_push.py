@@ -6,6 +6,7 @@ Two repositories on two connection pools stand for an API process and a worker p
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
+from imgpipe.adapters.db import listener
 from imgpipe.adapters.db.engine import open_database
 from imgpipe.adapters.db.migrate import upgrade
 from imgpipe.adapters.db.repository import SqlJobRepository
@@ -31,7 +33,7 @@ async def pair(pg_url: str) -> AsyncIterator[tuple[SqlJobRepository, SqlJobRepos
     url = Settings(database_url=pg_url).database.url
     databases = [open_database(url), open_database(url)]
     api, worker = (SqlJobRepository(d) for d in databases)
-    yield api, worker, databases[0].conninfo or ""
+    yield api, worker, pg_url
     for repository, database in ((api, databases[0]), (worker, databases[1])):
         await repository.close()
         await database.dispose()
@@ -78,7 +80,14 @@ async def test_a_status_change_written_elsewhere_wakes_the_listening_side(
         assert await worker.extend_lease(job_id, claimed.attempts, LEASE)
         assert not await api.changed_since(job_id, seen + 1, 0.5)
 
-        assert await worker.complete(job_id, claimed.attempts, [])
+        # Nor is a takeover: PROCESSING stays PROCESSING, with a new attempt.
+        clock_past_the_lease = datetime.now(UTC) + 2 * LEASE
+        worker._now = lambda: clock_past_the_lease
+        taken = await worker.claim(job_id, lease=LEASE, takeover=True)
+        assert taken is not None and taken.attempts == claimed.attempts + 1
+        assert not await api.changed_since(job_id, seen + 1, 0.5)
+
+        assert await worker.complete(job_id, taken.attempts, [])
         assert await api.changed_since(job_id, seen + 1, PATIENCE)
         job = await api.get(job_id)
         assert job is not None and job.status is JobStatus.DONE
@@ -123,12 +132,42 @@ async def test_all_writes_in_this_process_need_no_listening(tmp_path: Path) -> N
         await database.dispose()
 
 
-async def test_a_database_that_does_not_answer_leaves_long_polls_polling() -> None:
+async def test_a_database_that_does_not_answer_leaves_long_polls_polling(caplog: pytest.LogCaptureFixture) -> None:
     database = open_database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing")  # nobody there
     try:
         repo = SqlJobRepository(database)
         async with repo.listen():
-            await asyncio.sleep(1.0)  # two attempts refused, and the listener still retries
+            await asyncio.sleep(1.5)
             assert not repo.changes_pushed
     finally:
         await database.dispose()
+    refused = [r for r in caplog.records if r.name == listener.__name__ and r.levelno == logging.WARNING]
+    assert len(refused) >= 2  # it keeps trying
+
+
+async def test_a_database_not_yet_migrated_is_not_listened_to(pg_empty_url: str) -> None:
+    url = Settings(database_url=pg_empty_url).database.url
+    await upgrade(url, "20261128_0002")  # the schema before the trigger: LISTEN works, nothing is ever sent
+    database = open_database(url)
+    try:
+        repo = SqlJobRepository(database)
+        async with repo.listen():
+            await asyncio.sleep(1.0)
+            assert not repo.changes_pushed  # long-polls keep polling
+    finally:
+        await database.dispose()
+
+
+async def test_a_probe_that_does_not_come_back_counts_as_a_lost_connection(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A pooler that swallows notifications: probes are "sent", none arrives.
+    async def swallowed(conn: object) -> str:
+        return "probe-never-sent"
+
+    monkeypatch.setattr(listener.StatusListener, "_probe", staticmethod(swallowed))
+    status = listener.StatusListener(pg_url, on_change=lambda _: None, on_gap=lambda: None, probe_seconds=0.3)
+    async with status:
+        await asyncio.sleep(1.0)
+        assert not status.listening
+    assert any("did not come back" in str(getattr(r, "error", "")) for r in caplog.records)

@@ -105,7 +105,8 @@ def test_imgpipe_run_works_over_any_mix_of_backends(
 
 
 def test_the_api_process_hears_the_workers_status_changes(server_stack: ServerStack) -> None:
-    """Its long-polls are answered by PostgreSQL's announcements, not by polling (``adapters/db/listener.py``)."""
+    """The API process keeps a listening connection of its own (``adapters/db/listener.py``; how it wakes
+    long-polls is ``tests/contract/test_status_push.py``'s), and its long-polls answer."""
     wait_for_output(server_stack.api, "listening for status changes")
     with psycopg.connect(server_stack.env["IMGPIPE_DATABASE_URL"]) as conn:
         listeners = conn.execute(

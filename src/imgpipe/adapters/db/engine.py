@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+from imgpipe.adapters.db.listener import StatusListener
 from imgpipe.domain.errors import DatabaseUnavailable
 
 __all__ = ["Database", "Dialect", "Tx", "open_database"]
@@ -135,9 +136,9 @@ class Database:
         conninfo: str | None = None,
     ) -> None:
         """``connect_inline``: a connection for the event loop's thread, one that fails at once when busy.
-        ``conninfo``: PostgreSQL's connection string, for a connection of one's own (``listener``)."""
+        ``conninfo``: PostgreSQL's connection string (with its password: it stays in here)."""
         self.dialect = dialect
-        self.conninfo = conninfo
+        self._conninfo = conninfo
         self._connect = connect
         self._connect_inline = connect_inline
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"db-{dialect.name}")
@@ -149,6 +150,14 @@ class Database:
         self._inline_thread: int | None = None
         self._inline_writes = 0
         self._checkpoint: asyncio.Future[Any] | None = None
+
+    def status_listener(
+        self, *, on_change: Callable[[UUID], None], on_gap: Callable[[], None]
+    ) -> StatusListener | None:
+        """A listener for the status changes any process writes; None where the database announces none (SQLite)."""
+        if self._conninfo is None:
+            return None
+        return StatusListener(self._conninfo, on_change=on_change, on_gap=on_gap)
 
     async def run(self, fn: Callable[[Tx], T], *, write: bool = True, durable: bool = False) -> T:
         """Run ``fn`` in one transaction; ``DatabaseUnavailable`` if the database is away.

@@ -80,10 +80,11 @@ class SqlJobRepository:
 
     def listen(self) -> AbstractAsyncContextManager[object]:
         """While entered, hear the status changes other processes write (PostgreSQL); nothing to hear on SQLite."""
-        if self._db.conninfo is None:
+        listener = self._db.status_listener(on_change=self._changed, on_gap=self._wake_all)
+        if listener is None:
             return contextlib.nullcontext()
-        self._listener = StatusListener(self._db.conninfo, on_change=self._changed, on_gap=self._wake_all)
-        return self._listener
+        self._listener = listener
+        return listener
 
     async def changed_since(self, job_id: UUID, version: int, within: float) -> bool:
         # A counter evicted meanwhile reads 0: a spurious "changed", and the caller re-reads.

@@ -2,7 +2,9 @@
 
 An API process LISTENs (``adapters/db/listener.py``) and answers a status long-poll as
 soon as any worker, in any process, moves the job. SQLite has no such thing and needs
-none: there the long-poll is woken by the process that writes.
+none: there the long-poll is woken by the process that writes. The price: PostgreSQL
+queues notifications under one lock at commit, so status changes commit one at a time,
+which matters at thousands of changes a second, not at the hundreds a worker fleet makes.
 
 Revision ID: 20261128_0003
 Revises: 20261128_0002
