@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -91,18 +90,29 @@ def _section(name: str, results: dict[str, Any], log: Callable[[str], None], run
 
 
 def _measure(quick: bool, skip: set[str], install: bool, log: Callable[[str], None]) -> dict[str, Any]:
-    from bench import memwarm
-    from bench.corpus import build_corpus
-    from bench.kernel import measure_kernel
     from bench.machine import describe
-    from bench.memory import measure_peak_rss
-    from bench.peer import ensure_thumbor, measure_peer
-    from bench.pipeline import measure_pipeline
-    from bench.procs import AMQP_URL, PG_ADMIN_URL, reachable, start_s3_server
+    from bench.scratch import work_folder
 
     if install and not quick:
         _system_tools(log)
     results: dict[str, Any] = {"machine": describe(), "skipped": []}
+    with work_folder() as work:  # first: earlier runs' files are deleted long before a stack starts here
+        _measure_in(work, results, quick, skip, install, log)
+    return results
+
+
+def _measure_in(
+    work: Path, results: dict[str, Any], quick: bool, skip: set[str], install: bool, log: Callable[[str], None]
+) -> None:
+    from bench import memwarm
+    from bench.corpus import build_corpus
+    from bench.kernel import measure_kernel
+    from bench.memory import measure_peak_rss
+    from bench.peer import ensure_thumbor, measure_peer
+    from bench.pipeline import measure_pipeline
+    from bench.procs import AMQP_URL, PG_ADMIN_URL, reachable, start_s3_server
+    from bench.scratch import file_creation_cost
+
     if not quick:
         measured = memwarm.measure()
         results["machine"]["page-cache writes"] = memwarm.summary(measured, memwarm.warm(gigabytes=4))
@@ -131,42 +141,41 @@ def _measure(quick: bool, skip: set[str], install: bool, log: Callable[[str], No
         results["skipped"].append(f"the server stack: PostgreSQL ({PG_ADMIN_URL}) or RabbitMQ not reachable")
     else:
         stacks.append("server")
-    work = Path(tempfile.mkdtemp(prefix="imgpipe-bench-"))
-    try:
-        if "pipeline" not in skip:
-            s3 = start_s3_server(work) if "server" in stacks else None
-            params = (
-                {"passes": 2, "copies": 1, "idle_count": 3, "jpeg_count": 4, "upload_count": 10, "upload_seconds": 0.5}
-                if quick
-                else {
-                    "passes": 3,
-                    "copies": 2,
-                    "idle_count": 15,
-                    "jpeg_count": 96,  # 32 per pass: per-run costs (connections, the meter) spread thin
-                    "upload_count": 10,
-                    "upload_seconds": 2.0,
-                }
+    created = file_creation_cost(work)
+    results["machine"]["new file in the stacks' folder"] = (
+        f"{created:.0f} CPU us, measured before the pipelines (`bench/scratch.py`)"
+    )
+    if "pipeline" not in skip:
+        s3 = start_s3_server(work) if "server" in stacks else None
+        params = (
+            {"passes": 2, "copies": 1, "idle_count": 3, "jpeg_count": 4, "upload_count": 10, "upload_seconds": 0.5}
+            if quick
+            else {
+                "passes": 3,
+                "copies": 2,
+                "idle_count": 15,
+                "jpeg_count": 96,  # 32 per pass: per-run costs (connections, the meter) spread thin
+                "upload_count": 10,
+                "upload_seconds": 2.0,
+            }
+        )
+        try:
+            _section(
+                "pipeline",
+                results,
+                log,
+                lambda: measure_pipeline(corpus, stacks=stacks, work=work, s3=s3, log=log, **params),
             )
-            try:
-                _section(
-                    "pipeline",
-                    results,
-                    log,
-                    lambda: measure_pipeline(corpus, stacks=stacks, work=work, s3=s3, log=log, **params),
-                )
-            finally:
-                if s3 is not None:
-                    s3.proc.stop()
-        if not quick and "peer" not in skip:
-            exe = ensure_thumbor(install=install, log=log)
-            if exe is None:
-                results["skipped"].append("thumbor: not installed (run without --no-install)")
-            else:
-                ips = results.get("kernel", {}).get("multi_ips", {})
-                _section("peer", results, log, lambda: measure_peer(corpus, exe, ips, work=work, seconds=2.0, log=log))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return results
+        finally:
+            if s3 is not None:
+                s3.proc.stop()
+    if not quick and "peer" not in skip:
+        exe = ensure_thumbor(install=install, log=log)
+        if exe is None:
+            results["skipped"].append("thumbor: not installed (run without --no-install)")
+        else:
+            ips = results.get("kernel", {}).get("multi_ips", {})
+            _section("peer", results, log, lambda: measure_peer(corpus, exe, ips, work=work, seconds=2.0, log=log))
 
 
 def _system_tools(log: Callable[[str], None]) -> None:

@@ -8,10 +8,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import psutil
+
+from bench.corpus import CACHE
 
 __all__ = ["describe", "filesystem"]
 
@@ -54,7 +55,7 @@ def describe() -> dict[str, str]:
         "djpeg, tjbench (Debian libjpeg-turbo-progs)": djpeg or "not installed",
         "vipsthumbnail (Debian libvips-tools)": vips_cli or "not installed",
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "scratch folder (the stacks' data)": f"{tempfile.gettempdir()}: {filesystem(tempfile.gettempdir())}",
+        "the stacks' folder": f"`bench/.cache/runs`: {filesystem(str(CACHE))}",
     }
 
 

@@ -134,7 +134,7 @@ def release(folder: Path) -> None:
     time it allocates one (``recently_deleted`` in the kernel's ``fs/ext4/ialloc.c``).
     Deleting a stack's few thousand files made the next stack's API pay for that on each
     of its three new files per upload: 18% of its CPU in ``__ext4_new_inode`` against 0.7%
-    in a fresh folder. The whole work folder goes at the end.
+    in a fresh folder. The next run deletes the folder at its start (``bench/scratch.py``).
     """
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink():
