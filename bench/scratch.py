@@ -2,10 +2,11 @@
 
 ext4 without a journal (this project's VM) passes over every free inode deleted within
 the last minute (six, while its inode table block is dirty) each time it creates a file
-(``recently_deleted`` in the kernel's ``fs/ext4/ialloc.c``). Right after a test suite had
-deleted its files in /tmp, a new file there cost 460-585 us of CPU instead of 45-90, and
-the embedded API process creates three per upload: its CPU per image read 10.8 ms against
-6.4. So the stacks' data goes under ``bench/.cache/runs``, away from /tmp; a run empties
+(``recently_deleted`` in the kernel's ``fs/ext4/ialloc.c``). In a /tmp where thousands of
+files had been deleted minutes before, a new file cost 460-585 us of CPU against 44-90 in a
+fresh folder, and the embedded API process creates three per upload: in a run started right
+after the test suite, its CPU per image read 10.8 ms against 6.4. So the stacks' data goes
+under ``bench/.cache/runs``, away from /tmp and its churn; a run empties
 its files instead of deleting them (``stacks.release``) and the next run deletes them at
 its start, minutes before its first stack; and the report gives what a new file cost in
 that folder just before the pipelines ran.
