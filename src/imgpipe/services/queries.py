@@ -14,8 +14,8 @@ __all__ = ["get_job", "list_jobs", "open_variant", "wait_for_change"]
 
 _FIRST_POLL_SECONDS = 0.1
 _LAST_POLL_SECONDS = 1.0
-# Pushed changes are still read this often: behind a pooler that drops notifications
-# (PgBouncer in transaction mode), a change comes late, never not at all.
+# Pushed changes are still read this often: a notification lost before the listener's
+# next probe finds the loss makes a change late, never missed.
 _PUSHED_READ_SECONDS = 5.0
 
 
