@@ -46,9 +46,13 @@ async def test_an_object_and_its_name_reach_the_disk_before_the_write_returns(
 
     steps: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
+    root = tmp_path / "objects"
 
     def fsync(fd: int) -> None:
-        steps.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            steps.append(f"fsync folder {Path(os.readlink(f'/proc/self/fd/{fd}')).relative_to(tmp_path)}")
+        else:
+            steps.append("fsync file")
         real_fsync(fd)
 
     def replace(src: str | Path, dst: str | Path) -> None:
@@ -57,12 +61,28 @@ async def test_an_object_and_its_name_reach_the_disk_before_the_write_returns(
 
     monkeypatch.setattr(local.os, "fsync", fsync)
     monkeypatch.setattr(local.os, "replace", replace)
-    async with LocalStore(tmp_path / "objects") as store:
+    async with LocalStore(root) as store:
+        await store.ensure_bucket("bucket")
+        steps.clear()
         await store.put("bucket", "a/thumbnail.jpg", b"x", "image/jpeg")
-        assert steps == ["fsync file", "rename", "fsync folder"]
+        # The new folder "a" is named in "bucket": synced there, or a power loss could lose it whole.
+        assert steps == ["fsync folder objects/bucket", "fsync file", "rename", "fsync folder objects/bucket/a"]
+        steps.clear()
+        await store.put("bucket", "a/small.jpg", b"x", "image/jpeg")
+        assert steps == ["fsync file", "rename", "fsync folder objects/bucket/a"]
         steps.clear()
         staged = store.stage("bucket")
         staged.write(b"original")
         await staged.commit("original.jpg", "image/jpeg")
-        assert steps == ["fsync file", "rename", "fsync folder"]
+        assert steps == ["fsync file", "rename", "fsync folder objects/bucket"]
+        steps.clear()
+        await store.put("other", "b/c/thumbnail.jpg", b"x", "image/jpeg")
+        assert steps == [
+            "fsync folder objects",
+            "fsync folder objects/other",
+            "fsync folder objects/other/b",
+            "fsync file",
+            "rename",
+            "fsync folder objects/other/b/c",
+        ]
     assert (tmp_path / "objects/bucket/original.jpg").read_bytes() == b"original"

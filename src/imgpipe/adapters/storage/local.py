@@ -7,6 +7,7 @@ a rename: no second copy of the bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,7 +29,7 @@ class LocalStore:
         self._root = root
 
     async def __aenter__(self) -> LocalStore:
-        await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_make_folders, self._root)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -42,7 +43,7 @@ class LocalStore:
         return self._root / bucket / key
 
     async def ensure_bucket(self, bucket: str) -> None:
-        await asyncio.to_thread((self._root / bucket).mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_make_folders, self._root / bucket)
 
     async def ping(self) -> None:
         if not await asyncio.to_thread(os.access, self._root, os.W_OK):
@@ -55,13 +56,13 @@ class LocalStore:
     def stage(self, bucket: str) -> LocalStaged:
         folder = self._root / bucket
         with _unavailable_on_os_error(bucket, "(staged upload)"):
-            folder.mkdir(parents=True, exist_ok=True)
+            _make_folders(folder)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
         return LocalStaged(self, bucket, Path(tmp), os.fdopen(fd, "w+b"))
 
     @staticmethod
     def _write(path: Path, fill: Callable[[IO[bytes]], object]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -154,7 +155,7 @@ class LocalStaged:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(path.parent)
         os.replace(self._tmp, path)  # atomic: readers see the old object or the new, never a part
         self._ended = True
         _sync_folder(path.parent)
@@ -165,6 +166,24 @@ class LocalStaged:
         self._ended = True
         self._file.close()
         await asyncio.to_thread(self._tmp.unlink, missing_ok=True)
+
+
+def _make_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, syncing each new folder's name into its parent.
+
+    An object's own folder sync keeps its name, not the folder's: without the parent's sync, a
+    power loss could lose a new folder (a job's variants) with the synced objects inside it.
+    One stat when the folder exists, as ``mkdir(exist_ok=True)`` cost.
+    """
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        # Made by another writer meanwhile: it syncs the parent too, but maybe after this write returns.
+        with contextlib.suppress(FileExistsError):
+            new.mkdir()
+        _sync_folder(new.parent)
 
 
 def _sync_folder(folder: Path) -> None:
