@@ -191,9 +191,12 @@ class Settings(BaseSettings):
 
     @property
     def effective_prefetch(self) -> int:
-        # One job per kernel process: each job in hand holds its original (up to the upload
-        # limit) in memory, so more would only queue in memory what RabbitMQ queues on disk.
-        return self.prefetch or self.worker_concurrency
+        # Two jobs per kernel process: while a kernel renders one, the next is claimed (and its
+        # original fetched) and the last one's variant stored and its job completed, so a kernel
+        # never waits on storage or the database between jobs: +14 % images/s on 4 MP JPEGs and
+        # +15 % on 12 MP with 2 kernels (``bench/``'s embedded stack, steady rate). The price:
+        # each job in hand holds its original in memory (S3), up to twice the concurrency's worth.
+        return self.prefetch or 2 * self.worker_concurrency
 
     @property
     def public_origin(self) -> str:
