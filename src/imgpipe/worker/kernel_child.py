@@ -1,21 +1,31 @@
 """The kernel child process: read a request frame on stdin, render, write the reply frame on stdout.
 
-Run as ``python -m imgpipe.worker.kernel_child MAX_PIXELS``. It exits
+Run as ``python -m imgpipe.worker.kernel_child MAX_PIXELS [TRIM_ABOVE_BYTES]``. It exits
 when its stdin closes, so it never outlives the worker that started it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgpipe.worker.frames import PREFIX, pack, read_original, unpack_prefix
 
+if TYPE_CHECKING:
+    from imgpipe.imaging.types import Limits
+
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# glibc keeps the heap a big render grew. Measured over three passes of bench/'s corpus in one process
+# (24 MP progressive JPEGs, AVIF, HEIC, a 16 MP PNG): 178 MB kept against 35 at the start. Handing the
+# free part back (malloc_trim) costs 1-2 ms, so it runs only after a render leaves more than this:
+# 90 MB after the same passes, 12 trims in 87 renders. It runs after the reply is sent, not on the job's path.
+TRIM_ABOVE = 128 * 2**20
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -44,10 +54,26 @@ def _rss_bytes() -> int:
         return 0
 
 
-def serve(max_pixels: int) -> None:
-    from imgpipe.domain.errors import ImgpipeError
+def _heap_trimmer() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def release_heap(rss: int, trim_above: int, trim: Callable[[int], int] | None) -> bool:
+    """Give the heap's free pages back after a render that left the process above ``trim_above``."""
+    if trim is None or rss <= trim_above:
+        return False
+    trim(0)
+    return True
+
+
+def serve(max_pixels: int, trim_above: int = TRIM_ABOVE) -> None:
     from imgpipe.imaging import kernel
-    from imgpipe.imaging.types import Limits, VariantSpec
+    from imgpipe.imaging.types import Limits
 
     # Ctrl-C in a terminal reaches the whole process group; the worker decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -57,6 +83,7 @@ def serve(max_pixels: int) -> None:
     # One libvips thread: the pool runs one process per core, which is the parallel work.
     kernel.configure(threads=1)
     limits = Limits(max_pixels=max_pixels)
+    trim = _heap_trimmer()
 
     while True:
         prefix = _read_exact(0, PREFIX.size)
@@ -66,20 +93,26 @@ def serve(max_pixels: int) -> None:
         head, payload = _read_exact(0, head_len), _read_exact(0, payload_len)
         if head is None or payload is None:
             return
-        request = json.loads(head)
-        spec = VariantSpec(**request["spec"])
-        reply: dict[str, Any]
-        try:
-            data = read_original(Path(request["path"])) if "path" in request else payload
-            out = kernel.render(data, spec, limits)
-        except ImgpipeError as exc:
-            reply, data = {"ok": False, "error": type(exc).__name__, "message": exc.message}, b""
-        else:
-            reply = {"ok": True, "content_type": out.content_type, "width": out.width, "height": out.height}
-            data = out.data
+        reply, data = _answer(json.loads(head), payload, limits)
         reply["rss"] = _rss_bytes()
         _write_all(reply_fd, pack(reply, data))
+        payload = data = b""  # the original and the variant go back to the heap before it is trimmed
+        release_heap(reply["rss"], trim_above, trim)
+
+
+def _answer(request: dict[str, Any], payload: bytes, limits: Limits) -> tuple[dict[str, Any], bytes]:
+    """The reply head and the variant's bytes (none on an image error)."""
+    from imgpipe.domain.errors import ImgpipeError
+    from imgpipe.imaging import kernel
+    from imgpipe.imaging.types import VariantSpec
+
+    try:
+        original = read_original(Path(request["path"])) if "path" in request else payload
+        out = kernel.render(original, VariantSpec(**request["spec"]), limits)
+    except ImgpipeError as exc:
+        return {"ok": False, "error": type(exc).__name__, "message": exc.message}, b""
+    return {"ok": True, "content_type": out.content_type, "width": out.width, "height": out.height}, out.data
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(*(int(arg) for arg in sys.argv[1:3]))

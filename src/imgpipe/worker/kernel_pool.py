@@ -21,6 +21,7 @@ from imgpipe.domain import errors
 from imgpipe.domain.errors import ImgpipeError, ProcessingCrashed, ProcessingTimeout
 from imgpipe.imaging.types import Limits, Rendered, VariantSpec
 from imgpipe.worker.frames import PREFIX, pack, read_original, unpack_prefix
+from imgpipe.worker.kernel_child import TRIM_ABOVE
 
 __all__ = ["ProcessKernel", "ThreadKernel", "child_env"]
 
@@ -68,11 +69,13 @@ class ProcessKernel:
         limits: Limits,
         timeout_seconds: float,
         max_rss_bytes: int = 1 << 30,
+        trim_above_bytes: int = TRIM_ABOVE,
     ) -> None:
         self._size = processes
         self._limits = limits
         self._timeout = timeout_seconds
         self._max_rss = max_rss_bytes
+        self._trim_above = trim_above_bytes
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._all: set[_Child] = set()
 
@@ -92,13 +95,13 @@ class ProcessKernel:
                 await child.kill()
         self._all.clear()
 
-
     async def _spawn(self) -> _Child:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "imgpipe.worker.kernel_child",
             str(self._limits.max_pixels),
+            str(self._trim_above),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=child_env(),
