@@ -13,12 +13,9 @@ from uuid import uuid4
 
 import pytest
 
-from imgpipe.adapters.db.engine import open_database
-from imgpipe.adapters.db.migrate import upgrade
 from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.adapters.queue.memory import MemoryQueue
 from imgpipe.adapters.storage.local import LocalStore
-from imgpipe.config import Settings
 from imgpipe.domain.errors import ProcessingCrashed
 from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
 from imgpipe.domain.message import encode
@@ -51,15 +48,6 @@ class HeldKernel:
             self.cancelled = True
             raise
         return Rendered(b"\xff\xd8\xff\xd9", "image/jpeg", 4, 3)
-
-
-@pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[SqlJobRepository]:
-    url = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db").database.url
-    await upgrade(url)
-    database = open_database(url)
-    yield SqlJobRepository(database)
-    await database.dispose()
 
 
 async def _pending_job(repo: SqlJobRepository) -> Job:

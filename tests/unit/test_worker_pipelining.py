@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
 
-from imgpipe.adapters.db.engine import open_database
-from imgpipe.adapters.db.migrate import upgrade
 from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.adapters.queue.memory import MemoryQueue
 from imgpipe.adapters.storage.local import LocalStore
@@ -56,15 +53,6 @@ class SlowFirstPut(LocalStore):
             self.first_put_waiting.set()
             await self.release.wait()
         await super().put(bucket, key, data, content_type)
-
-
-@pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[SqlJobRepository]:
-    url = Settings(database_url=f"sqlite:///{tmp_path}/jobs.db").database.url
-    await upgrade(url)
-    database = open_database(url)
-    yield SqlJobRepository(database)
-    await database.dispose()
 
 
 async def _pending(repo: SqlJobRepository) -> UUID:
