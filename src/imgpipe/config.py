@@ -194,7 +194,7 @@ class Settings(BaseSettings):
         # Two jobs per kernel process: while a kernel renders one, the next is claimed (and its
         # original fetched) and the last one's variant stored and its job completed, so a kernel
         # never waits on storage or the database between jobs: +14 % images/s on 4 MP JPEGs and
-        # +15 % on 12 MP with 2 kernels (``bench/``'s embedded stack, steady rate). The price:
+        # +18 % on 12 MP with 2 kernels (``bench/``'s embedded stack, steady rate, A/B in one run). The price:
         # each job in hand holds its original in memory (S3), up to twice the concurrency's worth.
         return self.prefetch or 2 * self.worker_concurrency
 
