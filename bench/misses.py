@@ -59,7 +59,7 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
         elif "idle stack" in what:
             parts = [
                 f"{r['stack']}: queue p50 {fmt(r['idle']['queue_ms']['p50'])} ms, "
-                f"work p50 {fmt(r['idle']['work_ms']['p50'])}"
+                f"work p50 {fmt(r['idle']['work_ms']['p50'])}" + _s3_share(r)
                 for r in runs
                 if "idle" in r
             ]
@@ -75,8 +75,9 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
             notes.append(f"- **{t.what}** ({t.measured}): " + "; ".join(parts))
         elif "api rss" in what:
             notes.append(
-                f"- **{t.what}** ({t.measured}): embedded, the one process is API and worker; the worker reads each "
-                "original whole into memory (`store.get`) for up to 2 x kernels jobs at once, and pipes it to a kernel."
+                f"- **{t.what}** ({t.measured}): each upload streams into its staged object (embedded: a file in the "
+                "bucket's folder; server: memory up to 1 MiB, then a temporary file, sent to S3 from there); embedded, "
+                "the one process is API and worker too, its kernels reading the originals from the folder themselves."
             )
         else:
             notes.append(f"- **{t.what}**: {t.measured}")
@@ -92,6 +93,17 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
         "metering) runs on the same cores as everything it measures.",
         "",
     ]
+
+
+def _s3_share(run: dict[str, Any]) -> str:
+    """The S3 server's part of a server stack's idle latency: each half waits on one of its requests."""
+    s3 = run.get("jpeg", {}).get("cpu_ms_per_image", {}).get("s3")
+    if not s3:
+        return ""
+    return (
+        f" (each half waits on the S3 server: storing the original, then fetching it; the S3 stand-in spent "
+        f"{s3:.1f} CPU ms per image of this class under load)"
+    )
 
 
 def _ceiling(run: dict[str, Any]) -> str:

@@ -1,0 +1,32 @@
+"""The report explains each missed target with the figures of the same run."""
+
+from __future__ import annotations
+
+from bench.misses import explain_misses
+from bench.targets import Target
+
+
+def _run(stack: str, s3: float | None) -> dict[str, object]:
+    cpu = {"api": 7.0, "kernel": 18.0, **({"s3": s3} if s3 is not None else {})}
+    return {
+        "stack": stack,
+        "concurrency": 2,
+        "jpeg": {"cpu_ms_per_image": cpu},
+        "idle": {"queue_ms": {"p50": 3.0 if s3 is None else 14.0}, "work_ms": {"p50": 22.0 if s3 is None else 33.0}},
+    }
+
+
+def test_a_missed_idle_latency_is_explained_by_its_halves_and_the_s3_servers_share() -> None:
+    results = {"pipeline": {"runs": [_run("embedded", None), _run("server", 12.4)]}}
+    miss = Target("upload-to-DONE p50 for one 12 MP JPEG on an idle stack", "≤ kernel + 30 ms", "server: +31", "MISS")
+    (line,) = [x for x in explain_misses(results, [miss]) if x.startswith("- **upload-to-DONE")]
+    embedded, server = line.split("; server: ")
+    assert "queue p50 3.0 ms, work p50 22.0" in embedded and "S3" not in embedded
+    assert "queue p50 14.0 ms, work p50 33.0" in server
+    assert "the S3 stand-in spent 12.4 CPU ms per image" in server
+
+
+def test_a_passed_target_is_not_explained() -> None:
+    results = {"pipeline": {"runs": [_run("server", 12.4)]}}
+    passed = Target("upload-to-DONE p50 for one 12 MP JPEG on an idle stack", "≤ kernel + 30 ms", "+22", "PASS")
+    assert explain_misses(results, [passed]) == []
