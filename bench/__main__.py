@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.out
         else ROOT / "bench" / "results" / f"{'quick' if args.quick else 'full'}.json"
     )
-    if args.from_json:
-        _write(json.loads(args.from_json.read_text()), out, raw)
+    if args.from_json:  # the raw results are that file already: only the report and charts are written
+        _write(json.loads(args.from_json.read_text()), out, None)
         return 0
     t0 = time.monotonic()
 
@@ -65,15 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _write(results: dict[str, Any], out: Path, raw: Path) -> None:
+def _write(results: dict[str, Any], out: Path, raw: Path | None) -> None:
     from bench.charts import draw_charts
     from bench.report import render_report
     from bench.targets import judge
 
     targets = judge(results)
     results["targets"] = [t.row() for t in targets]
-    raw.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_text(json.dumps(results, indent=1, default=str))
+    if raw is not None:
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_text(json.dumps(results, indent=1, default=str))
     charts = draw_charts(results, out / "bench")
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmarks.md").write_text(render_report(results, targets, charts))

@@ -29,6 +29,22 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return out, json.loads((out / "results.json").read_text())
 
 
+def test_a_report_rewritten_from_a_runs_results_leaves_no_second_copy_of_them(
+    quick_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    out, _ = quick_run
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--from-json", str(out / "results.json"), "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## Targets (issue 5)" in (tmp_path / "benchmarks.md").read_text()
+    assert not (tmp_path / "results.json").exists()  # `--out docs` once committed one there by mistake
+
+
 def _positive(value: object) -> bool:
     return isinstance(value, (int, float)) and value > 0
 
