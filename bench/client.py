@@ -26,6 +26,7 @@ _FINAL = ("DONE", "FAILED")
 class JobTimes:
     """A finished job's server-side timestamps, in seconds since the epoch."""
 
+    job_id: str
     status: str
     created: float
     started: float
@@ -53,6 +54,7 @@ async def _wait(web: Client, job_id: str, patience: float) -> JobTimes:
         job = json.loads((await web.request("GET", f"/api/v1/images/{job_id}?wait=20")).body)
         if job["status"] in _FINAL:
             return JobTimes(
+                job_id,
                 job["status"],
                 _ts(job["created_at"]),
                 _ts(job["started_at"] or job["created_at"]),

@@ -16,6 +16,7 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
     single = results.get("kernel", {}).get("single_ms", {})
     stages = results.get("kernel", {}).get("stages_ms", {})
     runs = results.get("pipeline", {}).get("runs", [])
+    jpeg = results.get("pipeline", {}).get("jpeg_class", "")
     for t in targets:
         if t.verdict != "MISS":
             continue
@@ -59,7 +60,7 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
         elif "idle stack" in what:
             parts = [
                 f"{r['stack']}: queue p50 {fmt(r['idle']['queue_ms']['p50'])} ms, "
-                f"work p50 {fmt(r['idle']['work_ms']['p50'])}" + _s3_share(r)
+                f"work p50 {fmt(r['idle']['work_ms']['p50'])}" + _s3_share(r, single.get(jpeg, {}).get("imgpipe"))
                 for r in runs
                 if "idle" in r
             ]
@@ -95,15 +96,23 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
     ]
 
 
-def _s3_share(run: dict[str, Any]) -> str:
-    """The S3 server's part of a server stack's idle latency: each half waits on one of its requests."""
+def _s3_share(run: dict[str, Any], kernel_ms: float | None) -> str:
+    """The S3 server's part of a server stack's idle latency: the job waits on three of its requests in turn."""
     s3 = run.get("jpeg", {}).get("cpu_ms_per_image", {}).get("s3")
     if not s3:
         return ""
-    return (
-        f" (each half waits on the S3 server: storing the original, then fetching it; the S3 stand-in spent "
-        f"{s3:.1f} CPU ms per image of this class under load)"
+    out = (
+        f" (each half waits on the S3 server: storing the original, then fetching it and storing the thumbnail; "
+        f"the S3 stand-in spent {s3:.1f} CPU ms per image of this class under load"
     )
+    trips = run["idle"].get("s3_trips")
+    if trips:
+        calls = " + ".join(f"{call} {fmt(v['p50'])}" for call, v in trips["calls_ms"].items())
+        out += f"; timed alone against the same server, those three calls take {calls} = {fmt(trips['sum_p50'])} ms"
+        if kernel_ms:
+            rest = run["idle"]["latency_ms"]["p50"] - trips["sum_p50"] - kernel_ms
+            out += f", which leaves kernel {rest:+.0f} ms for the rest of the path"
+    return out + ")"
 
 
 def _ceiling(run: dict[str, Any]) -> str:

@@ -10,12 +10,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 from bench.client import HealthProbe, JobTimes, slow_uploads, upload_all
 from bench.corpus import Corpus, Item
 from bench.meters import Meter, Metered
 from bench.procs import S3Server
+from bench.s3trips import time_s3_trips
 from bench.stacks import Stack, embedded_stack, server_stack
 from bench.stats import summary
 
@@ -103,14 +105,30 @@ def _summarise(jobs: list[JobTimes], m: Metered) -> dict[str, Any]:
 
 
 def _idle_latency(stack: Stack, items: list[Item], count: int) -> dict[str, Any]:
-    """One 12 MP JPEG at a time on an idle stack: upload-to-DONE and its two halves."""
-    jobs, _ = upload_all(stack.url, _files(items, count), sequential=True)
-    return {
+    """One 12 MP JPEG at a time on an idle stack: upload-to-DONE and its two halves.
+
+    On the server stack, also the S3 stand-in's three round trips on a job's path, timed alone
+    with the same original and the thumbnail the stack made of it.
+    """
+    files = _files(items, count)
+    jobs, _ = upload_all(stack.url, files, sequential=True)
+    out = {
         "latency_ms": summary([j.latency * 1000 for j in jobs]),
         "latencies_ms": [round(j.latency * 1000, 2) for j in jobs],
         "queue_ms": summary([(j.started - j.created) * 1000 for j in jobs]),
         "work_ms": summary([(j.finished - j.started) * 1000 for j in jobs]),
     }
+    if stack.s3 is not None:
+        last_job = {name: (data, job.job_id) for (name, data), job in zip(files, jobs, strict=True)}
+        pairs = [(data, _thumbnail(stack, job_id)) for data, job_id in last_job.values()]
+        out["s3_trips"] = time_s3_trips(stack.s3, pairs, len(jobs))
+    return out
+
+
+def _thumbnail(stack: Stack, job_id: str) -> bytes:
+    response = httpx.get(f"{stack.url}/api/v1/images/{job_id}/variants/thumbnail", follow_redirects=True)
+    response.raise_for_status()
+    return response.content
 
 
 def _upload_memory(stack: Stack, big: Item, count: int, seconds: float) -> dict[str, Any]:

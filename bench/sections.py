@@ -175,6 +175,7 @@ def pipeline_section(p: dict[str, Any]) -> list[str]:
                     for r in idle
                 ],
             ),
+            *_s3_trips(idle),
         ]
     health = [r for r in p["runs"] if "health_ms" in r["mix"]]
     if health:
@@ -323,3 +324,18 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
             rows,
         ),
     ]
+
+
+def _s3_trips(idle: list[dict[str, Any]]) -> list[str]:
+    """The S3 stand-in's part of the server stack's idle latency, from its calls timed alone (``bench/s3trips.py``)."""
+    lines = []
+    for r in idle:
+        trips = r["idle"].get("s3_trips")
+        if trips:
+            calls = ", ".join(f"{call} {fmt(v['p50'])}" for call, v in trips["calls_ms"].items())
+            lines.append(
+                f"- {r['stack']}: the job waits on three S3 calls in turn. Timed alone against the same S3 server "
+                f"through imgpipe's S3 client (p50 of {trips['calls_ms']['put original']['n']}, ms): {calls}; "
+                f"together {fmt(trips['sum_p50'])} of the {fmt(r['idle']['latency_ms']['p50'])} ms p50."
+            )
+    return ["", *lines] if lines else []

@@ -16,14 +16,34 @@ def _run(stack: str, s3: float | None) -> dict[str, object]:
     }
 
 
+_MISS = Target("upload-to-DONE p50 for one 12 MP JPEG on an idle stack", "≤ kernel + 30 ms", "server: +31", "MISS")
+
+
+def _explained(results: dict[str, object]) -> str:
+    (line,) = [x for x in explain_misses(results, [_MISS]) if x.startswith("- **upload-to-DONE")]
+    return line
+
+
 def test_a_missed_idle_latency_is_explained_by_its_halves_and_the_s3_servers_share() -> None:
     results = {"pipeline": {"runs": [_run("embedded", None), _run("server", 12.4)]}}
-    miss = Target("upload-to-DONE p50 for one 12 MP JPEG on an idle stack", "≤ kernel + 30 ms", "server: +31", "MISS")
-    (line,) = [x for x in explain_misses(results, [miss]) if x.startswith("- **upload-to-DONE")]
-    embedded, server = line.split("; server: ")
+    embedded, server = _explained(results).split("; server: ")
     assert "queue p50 3.0 ms, work p50 22.0" in embedded and "S3" not in embedded
     assert "queue p50 14.0 ms, work p50 33.0" in server
     assert "the S3 stand-in spent 12.4 CPU ms per image" in server
+    assert "timed alone" not in server  # no round trips measured, none quoted
+
+
+def test_the_s3_round_trips_timed_alone_are_taken_off_the_idle_latency() -> None:
+    server = _run("server", 12.4)
+    trips = {"put original": {"p50": 9.0}, "get original": {"p50": 6.0}, "put thumbnail": {"p50": 3.5}}
+    server["idle"] = {**server["idle"], "latency_ms": {"p50": 49.0}, "s3_trips": {"calls_ms": trips, "sum_p50": 18.5}}
+    results = {
+        "kernel": {"single_ms": {"jpeg-base-12mp": {"imgpipe": 18.0}}},
+        "pipeline": {"runs": [server], "jpeg_class": "jpeg-base-12mp"},
+    }
+    line = _explained(results)
+    assert "put original 9.0 + get original 6.0 + put thumbnail 3.5 = 18.5 ms" in line
+    assert "leaves kernel +12 ms" in line  # 49 - 18.5 - 18
 
 
 def test_a_passed_target_is_not_explained() -> None:
