@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 from uuid import uuid4
 
-from imgpipe.domain.message import decode
+from imgpipe.domain.message import JobMessage, decode
 from imgpipe.domain.ports import Delivery
 
 
@@ -52,7 +52,17 @@ async def test_a_published_job_reaches_the_consumer(queue: Any) -> None:
     await inbox.wait_for(1)
     await consumer.cancel()
     body, redelivered = inbox.got[0]
-    assert decode(body) == job_id and not redelivered
+    assert decode(body).job_id == job_id and not redelivered
+
+
+async def test_the_originals_location_travels_with_the_message(queue: Any) -> None:
+    job_id = uuid4()
+    await queue.publish(job_id, ("images-original", f"{job_id}.png"))
+    inbox = Inbox()
+    consumer = await queue.consume(inbox, prefetch=4)
+    await inbox.wait_for(1)
+    await consumer.cancel()
+    assert decode(inbox.got[0][0]) == JobMessage(job_id, ("images-original", f"{job_id}.png"))
 
 
 async def test_an_acked_message_is_not_delivered_again(queue: Any) -> None:
@@ -73,7 +83,7 @@ async def test_a_retried_message_comes_back_marked_redelivered(queue: Any) -> No
     consumer = await queue.consume(inbox, prefetch=1)
     await inbox.wait_for(2)
     await consumer.cancel()
-    assert [decode(b) for b, _ in inbox.got[:2]] == [job_id, job_id]
+    assert [decode(b).job_id for b, _ in inbox.got[:2]] == [job_id, job_id]
     assert [r for _, r in inbox.got[:2]] == [False, True]
 
 

@@ -8,12 +8,29 @@ from uuid import uuid4
 import pytest
 
 from imgpipe.api.schemas import decode_cursor, encode_cursor
-from imgpipe.domain.message import MalformedMessage, decode, encode
+from imgpipe.domain.message import JobMessage, MalformedMessage, decode, encode
 
 
 def test_a_job_message_round_trips() -> None:
     job_id = uuid4()
-    assert decode(encode(job_id)) == job_id
+    assert decode(encode(job_id)) == JobMessage(job_id, None)
+    assert decode(encode(job_id, ("images-original", f"{job_id}.jpg"))) == JobMessage(
+        job_id, ("images-original", f"{job_id}.jpg")
+    )
+
+
+def test_a_message_without_the_hint_is_read_as_before() -> None:
+    job_id = uuid4()
+    assert decode(b'{"v":1,"job_id":"%s"}' % str(job_id).encode()) == JobMessage(job_id, None)
+
+
+@pytest.mark.parametrize(
+    "hint", ['"x"', "[]", "{}", '{"bucket":"b"}', '{"bucket":"","key":"k"}', '{"bucket":1,"key":"k"}', "null"]
+)
+def test_a_bad_hint_is_dropped_and_the_job_kept(hint: str) -> None:
+    job_id = uuid4()
+    body = f'{{"v":1,"job_id":"{job_id}","original":{hint}}}'.encode()
+    assert decode(body) == JobMessage(job_id, None)
 
 
 @pytest.mark.parametrize(

@@ -201,8 +201,9 @@ class JobQueue(Protocol):
     """Durable job messages with at-least-once delivery.
     Raise ``BrokerUnavailable`` when the broker does not confirm in time."""
 
-    async def publish(self, job_id: UUID) -> None:
-        """Return only once the broker has confirmed the message."""
+    async def publish(self, job_id: UUID, original: tuple[str, str] | None = None) -> None:
+        """Return only once the broker has confirmed the message. ``original``: (bucket, key) of the job's
+        original, carried as a hint so that a worker can fetch it while claiming the job."""
 
     async def consume(self, handler: Callable[[Delivery], Awaitable[None]], prefetch: int) -> Consumer:
         """Call ``handler`` for each delivery, at most ``prefetch`` unsettled at once."""

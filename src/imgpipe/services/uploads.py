@@ -86,7 +86,7 @@ async def accept_upload(
     log.info("job accepted", extra={"job_id": str(job_id), "format": info.format.value, "bytes": upload.size})
 
     try:
-        await queue.publish(job_id)
+        await queue.publish(job_id, (original.bucket, original.key))
     except BrokerUnavailable as exc:
         # The row is the outbox: the reconciler publishes it once the broker is back.
         log.warning("publish failed, job kept for republishing", extra={"job_id": str(job_id), "error": exc.message})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from imgpipe.domain.errors import DatabaseUnavailable, JobNotFound, RetryableError
-from imgpipe.domain.message import MalformedMessage, decode
+from imgpipe.domain.message import JobMessage, MalformedMessage, decode
 from imgpipe.domain.ports import Delivery, JobQueue, JobRepository, Kernel, ObjectStore
 from imgpipe.services.policy import Policy
 from imgpipe.services.processing import process_job
@@ -129,15 +129,16 @@ class Worker:
 
     async def _settle(self, delivery: Delivery) -> None:
         try:
-            job_id = decode(delivery.body)
+            message = decode(delivery.body)
         except MalformedMessage as exc:
             log.error("malformed message dead-lettered", extra={"error": str(exc)})
             await delivery.dead_letter()
             return
-        async with self._only_attempt_here(job_id):
-            await self._process(delivery, job_id)
+        async with self._only_attempt_here(message.job_id):
+            await self._process(delivery, message)
 
-    async def _process(self, delivery: Delivery, job_id: UUID) -> None:
+    async def _process(self, delivery: Delivery, message: JobMessage) -> None:
+        job_id = message.job_id
         try:
             await process_job(
                 job_id,
@@ -146,6 +147,7 @@ class Worker:
                 store=self.store,
                 kernel=self.kernel,
                 policy=self.policy,
+                original=message.original,
             )
         except JobNotFound:
             log.error("message for an unknown job dead-lettered", extra={"job_id": str(job_id)})

@@ -160,8 +160,8 @@ class AmqpQueue:
         except TimeoutError as exc:
             raise BrokerUnavailable("RabbitMQ did not answer in time.") from exc
 
-    async def publish(self, job_id: UUID) -> None:
-        await self.publish_raw(encode(job_id), message_id=str(job_id))
+    async def publish(self, job_id: UUID, original: tuple[str, str] | None = None) -> None:
+        await self.publish_raw(encode(job_id, original), message_id=str(job_id))
 
     async def publish_raw(self, body: bytes, *, message_id: str | None = None) -> None:
         channel = self._channel()

@@ -79,8 +79,8 @@ class MemoryQueue:
     async def ping(self) -> None:
         return None
 
-    async def publish(self, job_id: UUID) -> None:
-        self.publish_raw(encode(job_id))
+    async def publish(self, job_id: UUID, original: tuple[str, str] | None = None) -> None:
+        self.publish_raw(encode(job_id, original))
 
     def publish_raw(self, body: bytes) -> None:
         self._ready.put_nowait(_Message(body))

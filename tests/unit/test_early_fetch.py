@@ -1,0 +1,149 @@
+"""A message that says where the original is gets it fetched while the job is claimed; the job row stays the record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+
+from imgpipe.adapters.db.repository import SqlJobRepository
+from imgpipe.adapters.storage.local import LocalStore
+from imgpipe.domain.errors import StoreUnavailable
+from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
+from imgpipe.imaging.types import Rendered, VariantSpec
+from imgpipe.services.policy import Policy
+from imgpipe.services.processing import Outcome, process_job
+
+POLICY = Policy(lease=timedelta(seconds=30), retry_backoff_seconds=0.01)
+ORIGINAL_BYTES = b"\xff\xd8 the original \xff\xd9"
+
+
+class RemoteStore(LocalStore):
+    """A folder store that, like S3, hands the worker bytes instead of a path; records its reads."""
+
+    def __init__(self, root: Path, *, failures: int = 0) -> None:
+        super().__init__(root)
+        self.gets: list[str] = []
+        self.get_started = asyncio.Event()
+        self.failures = failures  # the first reads fail as an unreachable server would
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        return None
+
+    async def get(self, bucket: str, key: str) -> bytes:
+        self.gets.append(key)
+        self.get_started.set()
+        if len(self.gets) <= self.failures:
+            raise StoreUnavailable("the store is away")
+        return await super().get(bucket, key)
+
+
+class ClaimSeesTheFetch(SqlJobRepository):
+    """Claims only once the original's read has begun, and records that it had."""
+
+    def __init__(self, repo: SqlJobRepository, store: RemoteStore, *, wait: bool) -> None:
+        super().__init__(repo._db)
+        self.store, self.wait = store, wait
+        self.fetch_began_first: bool | None = None
+
+    async def claim(self, job_id: UUID, *, lease: timedelta, takeover: bool) -> Job | None:
+        if self.wait:
+            await asyncio.wait_for(self.store.get_started.wait(), 5)
+        self.fetch_began_first = self.store.get_started.is_set()
+        return await super().claim(job_id, lease=lease, takeover=takeover)
+
+
+class RecordingKernel:
+    def __init__(self) -> None:
+        self.sources: list[bytes | Path] = []
+
+    async def render(self, source: bytes | Path, spec: VariantSpec) -> Rendered:
+        self.sources.append(source)
+        return Rendered(b"\xff\xd8\xff\xd9", "image/jpeg", 4, 3)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[RemoteStore]:
+    async with RemoteStore(tmp_path / "objects") as remote:
+        yield remote
+
+
+async def _stored_job(repo: SqlJobRepository, store: RemoteStore) -> Job:
+    now = datetime.now(UTC)
+    job_id = uuid4()
+    original = Variant(
+        type=ORIGINAL,
+        bucket=POLICY.bucket_original,
+        key=f"{job_id}.jpg",
+        content_type="image/jpeg",
+        format="jpeg",
+        width=4,
+        height=3,
+        bytes=len(ORIGINAL_BYTES),
+    )
+    await store.put(original.bucket, original.key, ORIGINAL_BYTES, original.content_type)
+    job = Job(id=job_id, status=JobStatus.PENDING, created_at=now, updated_at=now, variants=(original,))
+    await repo.add(job)
+    return job
+
+
+def _where(job: Job) -> tuple[str, str]:
+    assert job.original is not None
+    return job.original.bucket, job.original.key
+
+
+async def _process(job: Job, jobs: SqlJobRepository, store: RemoteStore, hint: tuple[str, str] | None) -> Outcome:
+    kernel = RecordingKernel()
+    outcome = await process_job(
+        job.id, redelivered=False, jobs=jobs, store=store, kernel=kernel, policy=POLICY, original=hint
+    )
+    if outcome is Outcome.DONE:
+        assert kernel.sources == [ORIGINAL_BYTES]
+    return outcome
+
+
+async def test_the_original_is_fetched_while_the_job_is_claimed(repo: SqlJobRepository, store: RemoteStore) -> None:
+    job = await _stored_job(repo, store)
+    jobs = ClaimSeesTheFetch(repo, store, wait=True)  # without the early fetch, this claim times out
+    assert await _process(job, jobs, store, _where(job)) is Outcome.DONE
+    assert jobs.fetch_began_first is True
+    assert store.gets == [_where(job)[1]]  # fetched once
+    done = await repo.get(job.id)
+    assert done is not None and done.status is JobStatus.DONE
+
+
+async def test_without_a_hint_the_original_is_fetched_after_the_claim(
+    repo: SqlJobRepository, store: RemoteStore
+) -> None:
+    job = await _stored_job(repo, store)
+    jobs = ClaimSeesTheFetch(repo, store, wait=False)
+    assert await _process(job, jobs, store, None) is Outcome.DONE
+    assert jobs.fetch_began_first is False
+    assert store.gets == [_where(job)[1]]
+
+
+async def test_a_hint_naming_another_object_is_not_used(repo: SqlJobRepository, store: RemoteStore) -> None:
+    job = await _stored_job(repo, store)
+    other = await _stored_job(repo, store)  # a real object, but not this job's original
+    assert await _process(job, repo, store, _where(other)) is Outcome.DONE  # the kernel got this job's bytes
+    assert store.gets == [_where(other)[1], _where(job)[1]]
+
+
+async def test_an_early_fetch_that_fails_is_made_again_with_the_retries(repo: SqlJobRepository, tmp_path: Path) -> None:
+    async with RemoteStore(tmp_path / "flaky", failures=1) as flaky:
+        job = await _stored_job(repo, flaky)
+        assert await _process(job, repo, flaky, _where(job)) is Outcome.DONE
+        assert flaky.gets == [_where(job)[1]] * 2
+
+
+async def test_a_job_not_claimed_leaves_no_fetch_running(repo: SqlJobRepository, store: RemoteStore) -> None:
+    job = await _stored_job(repo, store)
+    assert await _process(job, repo, store, _where(job)) is Outcome.DONE
+    before = asyncio.all_tasks()
+    assert await _process(job, repo, store, _where(job)) is Outcome.SKIPPED  # a duplicate delivery: DONE already
+    await asyncio.sleep(0)
+    assert not [t for t in asyncio.all_tasks() - before if not t.done()]
