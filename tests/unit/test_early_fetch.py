@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 
 from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.adapters.storage.local import LocalStore
 from imgpipe.domain.errors import StoreUnavailable
-from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
+from imgpipe.domain.job import Job, JobStatus
 from imgpipe.imaging.types import Rendered, VariantSpec
 from imgpipe.services.policy import Policy
 from imgpipe.services.processing import Outcome, process_job
+from support.rows import pending_job
 
 POLICY = Policy(lease=timedelta(seconds=30), retry_backoff_seconds=0.01)
 ORIGINAL_BYTES = b"\xff\xd8 the original \xff\xd9"
@@ -73,20 +74,8 @@ async def store(tmp_path: Path) -> AsyncIterator[RemoteStore]:
 
 
 async def _stored_job(repo: SqlJobRepository, store: RemoteStore) -> Job:
-    now = datetime.now(UTC)
-    job_id = uuid4()
-    original = Variant(
-        type=ORIGINAL,
-        bucket=POLICY.bucket_original,
-        key=f"{job_id}.jpg",
-        content_type="image/jpeg",
-        format="jpeg",
-        width=4,
-        height=3,
-        bytes=len(ORIGINAL_BYTES),
-    )
-    await store.put(original.bucket, original.key, ORIGINAL_BYTES, original.content_type)
-    job = Job(id=job_id, status=JobStatus.PENDING, created_at=now, updated_at=now, variants=(original,))
+    job = pending_job(POLICY.bucket_original, size=len(ORIGINAL_BYTES))
+    await store.put(*_where(job), ORIGINAL_BYTES, "image/jpeg")
     await repo.add(job)
     return job
 

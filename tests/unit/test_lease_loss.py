@@ -7,9 +7,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 
@@ -17,12 +16,13 @@ from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.adapters.queue.memory import MemoryQueue
 from imgpipe.adapters.storage.local import LocalStore
 from imgpipe.domain.errors import ProcessingCrashed
-from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
+from imgpipe.domain.job import Job, JobStatus
 from imgpipe.domain.message import encode
 from imgpipe.imaging.types import Rendered, VariantSpec
 from imgpipe.services.policy import Policy
 from imgpipe.services.processing import Outcome, process_job
 from imgpipe.worker.runner import Worker
+from support.rows import pending_job
 
 POLICY = Policy(lease=timedelta(seconds=0.3))  # extended every 0.1 s
 
@@ -51,13 +51,7 @@ class HeldKernel:
 
 
 async def _pending_job(repo: SqlJobRepository) -> Job:
-    now = datetime.now(UTC)
-    job_id = uuid4()
-    original = Variant(
-        type=ORIGINAL, bucket=POLICY.bucket_original, key=f"{job_id}.jpg", content_type="image/jpeg",
-        format="jpeg", width=4, height=3, bytes=4,
-    )
-    job = Job(id=job_id, status=JobStatus.PENDING, created_at=now, updated_at=now, variants=(original,))
+    job = pending_job(POLICY.bucket_original)
     await repo.add(job)
     return job
 

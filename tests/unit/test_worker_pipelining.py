@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 
@@ -13,10 +12,11 @@ from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.adapters.queue.memory import MemoryQueue
 from imgpipe.adapters.storage.local import LocalStore
 from imgpipe.config import Settings
-from imgpipe.domain.job import ORIGINAL, Job, JobStatus, Variant
+from imgpipe.domain.job import JobStatus
 from imgpipe.imaging.types import Rendered, VariantSpec
 from imgpipe.services.policy import Policy
 from imgpipe.worker.runner import Worker
+from support.rows import pending_job
 
 POLICY = Policy()
 
@@ -56,19 +56,9 @@ class SlowFirstPut(LocalStore):
 
 
 async def _pending(repo: SqlJobRepository) -> UUID:
-    now, job_id = datetime.now(UTC), uuid4()
-    original = Variant(
-        type=ORIGINAL,
-        bucket=POLICY.bucket_original,
-        key=f"{job_id}.jpg",
-        content_type="image/jpeg",
-        format="jpeg",
-        width=4,
-        height=3,
-        bytes=4,
-    )
-    await repo.add(Job(id=job_id, status=JobStatus.PENDING, created_at=now, updated_at=now, variants=(original,)))
-    return job_id
+    job = pending_job(POLICY.bucket_original)
+    await repo.add(job)
+    return job.id
 
 
 @pytest.fixture(autouse=True)

@@ -58,83 +58,69 @@ async def process_job(
     ``original``: where the message says the job's original is (bucket, key). From an object
     store, it is fetched while the job is claimed, one database round trip earlier.
     """
-    early = _EarlyFetch.start(store, original)
-    try:
-        return await _process(job_id, redelivered, jobs, store, kernel, policy, early)
-    finally:
-        if early is not None:
-            early.task.cancel()
+    with _EarlyFetch(store, original) as early:
+        job = await jobs.claim(job_id, lease=policy.lease, takeover=redelivered)
+        if job is None:
+            log.info("delivery skipped: job final or held by another worker", extra={"job_id": str(job_id)})
+            return Outcome.SKIPPED
+        context = {"job_id": str(job_id), "attempt": job.attempts}
+        if job.attempts > policy.max_attempts:
+            await jobs.fail(job_id, job.attempts, JobError.of(ProcessingCrashed()))
+            log.error("job failed: attempts exhausted", extra=context)
+            return Outcome.FAILED
 
+        log.info("job processing", extra=context)
+        try:
+            made = await _while_leased(
+                jobs, job, policy, _make_variants(job, store=store, kernel=kernel, policy=policy, early=early)
+            )
+        except _LeaseLost:
+            # Another worker took the job over (this one stalled past its lease): its attempt is the
+            # one that counts, so this one stops now instead of rendering for nothing.
+            log.warning("lease lost, attempt abandoned", extra=context)
+            return Outcome.SKIPPED
+        except (PermanentError, StoreUnavailable) as exc:
+            # Storage still away after the bounded retries fails the job, as corrupt data does.
+            await jobs.fail(job_id, job.attempts, JobError.of(exc))
+            log.warning("job failed", extra={**context, "code": exc.code, "error": exc.message})
+            return Outcome.FAILED
+        except asyncio.CancelledError:
+            # Stopping: hand the job back so another worker takes it at once.
+            with contextlib.suppress(DatabaseUnavailable):
+                await asyncio.shield(jobs.release(job_id, job.attempts))
+            raise
+        except ProcessingCrashed:
+            log.warning("kernel crashed under the job; it will be retried", extra=context)
+            raise
 
-async def _process(
-    job_id: UUID,
-    redelivered: bool,
-    jobs: JobRepository,
-    store: ObjectStore,
-    kernel: Kernel,
-    policy: Policy,
-    early: _EarlyFetch | None,
-) -> Outcome:
-    job = await jobs.claim(job_id, lease=policy.lease, takeover=redelivered)
-    if job is None:
-        log.info("delivery skipped: job final or held by another worker", extra={"job_id": str(job_id)})
-        return Outcome.SKIPPED
-    context = {"job_id": str(job_id), "attempt": job.attempts}
-    if job.attempts > policy.max_attempts:
-        await jobs.fail(job_id, job.attempts, JobError.of(ProcessingCrashed()))
-        log.error("job failed: attempts exhausted", extra=context)
-        return Outcome.FAILED
-
-    log.info("job processing", extra=context)
-    try:
-        made = await _while_leased(
-            jobs, job, policy, _make_variants(job, store=store, kernel=kernel, policy=policy, early=early)
-        )
-    except _LeaseLost:
-        # Another worker took the job over (this one stalled past its lease): its attempt is the
-        # one that counts, so this one stops now instead of rendering for nothing.
-        log.warning("lease lost, attempt abandoned", extra=context)
-        return Outcome.SKIPPED
-    except (PermanentError, StoreUnavailable) as exc:
-        # Storage still away after the bounded retries fails the job, as corrupt data does.
-        await jobs.fail(job_id, job.attempts, JobError.of(exc))
-        log.warning("job failed", extra={**context, "code": exc.code, "error": exc.message})
-        return Outcome.FAILED
-    except asyncio.CancelledError:
-        # Stopping: hand the job back so another worker takes it at once.
-        with contextlib.suppress(DatabaseUnavailable):
-            await asyncio.shield(jobs.release(job_id, job.attempts))
-        raise
-    except ProcessingCrashed:
-        log.warning("kernel crashed under the job; it will be retried", extra=context)
-        raise
-
-    if not await jobs.complete(job_id, job.attempts, made):
-        log.warning("job taken over by another worker before completion", extra=context)
-        return Outcome.SKIPPED
-    log.info("job done", extra={**context, "variants": [v.type for v in made]})
-    return Outcome.DONE
+        if not await jobs.complete(job_id, job.attempts, made):
+            log.warning("job taken over by another worker before completion", extra=context)
+            return Outcome.SKIPPED
+        log.info("job done", extra={**context, "variants": [v.type for v in made]})
+        return Outcome.DONE
 
 
 class _EarlyFetch:
-    """The original's GET, started from the message's hint before the job is claimed."""
+    """The original's GET, started from the message's hint before the job is claimed; cancelled at exit if unused."""
 
-    def __init__(self, where: tuple[str, str], task: asyncio.Task[bytes]) -> None:
+    def __init__(self, store: ObjectStore, where: tuple[str, str] | None) -> None:
         self.where = where
-        self.task = task
+        self.task: asyncio.Task[bytes] | None = None
+        if where is not None and store.local_path(*where) is None:  # not a file the kernel opens itself
+            self.task = asyncio.ensure_future(store.get(*where))
+            # Its failure is handled where it is awaited, or it was not needed: never "never retrieved".
+            self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    @classmethod
-    def start(cls, store: ObjectStore, where: tuple[str, str] | None) -> _EarlyFetch | None:
-        if where is None or store.local_path(*where) is not None:
-            return None  # no hint, or a file the kernel opens itself
-        task = asyncio.ensure_future(store.get(*where))
-        # Its failure is handled where it is awaited, or it was not needed: never "never retrieved".
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return cls(where, task)
+    def __enter__(self) -> _EarlyFetch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
     async def result(self, bucket: str, key: str) -> bytes | None:
         """The fetched bytes if they are the recorded original's; None to fetch it the usual way."""
-        if self.where != (bucket, key):
+        if self.task is None or self.where != (bucket, key):
             return None
         try:
             return await self.task
