@@ -34,6 +34,7 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
             parts = [
                 f"{c}: vipsthumbnail {fmt(single[c].get('vipsthumbnail'))} ms per file, "
                 f"{fmt(single[c].get('vipsthumbnail-batch'))} in a batch, imgpipe {fmt(single[c].get('imgpipe'))}"
+                + _floor_share(single[c])
                 for c in ("jpeg-base-24mp", "png-rgb", "png-rgba")
                 if c in single
             ]
@@ -113,6 +114,14 @@ def _s3_share(run: dict[str, Any], kernel_ms: float | None) -> str:
             rest = run["idle"]["latency_ms"]["p50"] - trips["sum_p50"] - kernel_ms
             out += f", which leaves kernel {rest:+.0f} ms for the rest of the path"
     return out + ")"
+
+
+def _floor_share(times: dict[str, float]) -> str:
+    """For a JPEG: where the decode alone (``tjbench -scale 1/8``) stands against ``vipsthumbnail``."""
+    floor, vips = times.get("tjbench"), times.get("vipsthumbnail")
+    if not floor or not vips:
+        return ""
+    return f" (the 1/8 decode alone, tjbench, {floor:.1f} ms: {floor / vips:.2f}x of vipsthumbnail)"
 
 
 def _ceiling(run: dict[str, Any]) -> str:

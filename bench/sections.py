@@ -338,4 +338,4 @@ def _s3_trips(idle: list[dict[str, Any]]) -> list[str]:
                 f"through imgpipe's S3 client (p50 of {trips['calls_ms']['put original']['n']}, ms): {calls}; "
                 f"together {fmt(trips['sum_p50'])} of the {fmt(r['idle']['latency_ms']['p50'])} ms p50."
             )
-    return ["", *lines] if lines else []
+    return [*lines, ""] if lines else []

@@ -50,3 +50,15 @@ def test_a_passed_target_is_not_explained() -> None:
     results = {"pipeline": {"runs": [_run("server", 12.4)]}}
     passed = Target("upload-to-DONE p50 for one 12 MP JPEG on an idle stack", "≤ kernel + 30 ms", "+22", "PASS")
     assert explain_misses(results, [passed]) == []
+
+
+def test_a_missed_vipsthumbnail_ratio_says_where_the_decode_floor_stands() -> None:
+    single = {
+        "jpeg-base-24mp": {"vipsthumbnail": 120.0, "vipsthumbnail-batch": 76.0, "imgpipe": 60.0, "tjbench": 52.0},
+        "png-rgb": {"vipsthumbnail": 270.0, "vipsthumbnail-batch": 200.0, "imgpipe": 80.0},
+    }
+    miss = Target("kernel vs `vipsthumbnail` per file, baseline JPEG and PNG", "≤ 0.35x", "0.50", "MISS")
+    (line,) = [x for x in explain_misses({"kernel": {"single_ms": single}}, [miss]) if x.startswith("- **kernel")]
+    jpeg, png = line.split("; png-rgb: ")
+    assert "imgpipe 60.0 (the 1/8 decode alone, tjbench, 52.0 ms: 0.43x of vipsthumbnail)" in jpeg
+    assert "tjbench" not in png
