@@ -136,3 +136,25 @@ async def test_a_job_not_claimed_leaves_no_fetch_running(repo: SqlJobRepository,
     assert await _process(job, repo, store, _where(job)) is Outcome.SKIPPED  # a duplicate delivery: DONE already
     await asyncio.sleep(0)
     assert not [t for t in asyncio.all_tasks() - before if not t.done()]
+
+
+@pytest.mark.parametrize("key", ["../escape.jpg", "a/../../b.jpg", "", "x\\y.jpg"])
+async def test_a_hint_no_store_would_make_costs_nothing_but_the_early_fetch(
+    repo: SqlJobRepository, tmp_path: Path, key: str
+) -> None:
+    async with LocalStore(tmp_path / "folder") as folder:  # the folder store refuses such keys outright
+        job = pending_job(POLICY.bucket_original, size=len(ORIGINAL_BYTES))
+        await folder.put(*_where(job), ORIGINAL_BYTES, "image/jpeg")
+        await repo.add(job)
+        kernel = RecordingKernel()
+        outcome = await process_job(
+            job.id,
+            redelivered=False,
+            jobs=repo,
+            store=folder,
+            kernel=kernel,
+            policy=POLICY,
+            original=(POLICY.bucket_original, key),
+        )
+        assert outcome is Outcome.DONE
+        assert kernel.sources == [folder.local_path(*_where(job))]  # the kernel opened the recorded original

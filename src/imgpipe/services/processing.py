@@ -106,7 +106,13 @@ class _EarlyFetch:
     def __init__(self, store: ObjectStore, where: tuple[str, str] | None) -> None:
         self.where = where
         self.task: asyncio.Task[bytes] | None = None
-        if where is not None and store.local_path(*where) is None:  # not a file the kernel opens itself
+        if where is None:
+            return
+        try:
+            local = store.local_path(*where)
+        except ValueError:  # a key that would leave its bucket: never ours, and never the job's failure
+            return
+        if local is None:  # not a file the kernel opens itself
             self.task = asyncio.ensure_future(store.get(*where))
             # Its failure is handled where it is awaited, or it was not needed: never "never retrieved".
             self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
