@@ -11,12 +11,18 @@ from uuid import UUID
 import pytest
 
 from imgpipe.adapters.db.repository import SqlJobRepository
+from imgpipe.adapters.queue.memory import MemoryQueue
 from imgpipe.adapters.storage.local import LocalStore
+from imgpipe.domain.checksums import checksum
 from imgpipe.domain.errors import StoreUnavailable
 from imgpipe.domain.job import Job, JobStatus
+from imgpipe.domain.message import JobMessage, decode
+from imgpipe.domain.ports import Delivery
 from imgpipe.imaging.types import Rendered, VariantSpec
 from imgpipe.services.policy import Policy
 from imgpipe.services.processing import Outcome, process_job
+from imgpipe.services.uploads import Upload, accept_upload
+from support.jobs import photo
 from support.rows import pending_job
 
 POLICY = Policy(lease=timedelta(seconds=30), retry_backoff_seconds=0.01)
@@ -158,3 +164,28 @@ async def test_a_hint_no_store_would_make_costs_nothing_but_the_early_fetch(
         )
         assert outcome is Outcome.DONE
         assert kernel.sources == [folder.local_path(*_where(job))]  # the kernel opened the recorded original
+
+
+async def test_an_accepted_upload_publishes_where_its_original_was_stored(
+    repo: SqlJobRepository, tmp_path: Path
+) -> None:
+    data = photo(1, (64, 48))
+    async with LocalStore(tmp_path / "accepted") as folder, MemoryQueue(delivery_limit=3) as queue:
+        staged = folder.stage(POLICY.bucket_original)
+        staged.write(data)
+        upload = Upload(staged=staged, size=len(data), checksum=checksum(data), filename="p.jpg")
+        job = await accept_upload(upload, jobs=repo, store=folder, queue=queue, policy=POLICY)
+        got: list[bytes] = []
+
+        async def handle(delivery: Delivery) -> None:
+            got.append(delivery.body)
+            await delivery.ack()
+
+        consumer = await queue.consume(handle, prefetch=1)
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        await consumer.cancel()
+    assert job.original is not None
+    assert decode(got[0]) == JobMessage(job.id, (job.original.bucket, job.original.key))
