@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.sections import fmt
+from bench.sections import fmt, s3_calls
 from bench.targets import Target
 
 __all__ = ["explain_misses"]
@@ -108,7 +108,7 @@ def _s3_share(run: dict[str, Any], kernel_ms: float | None) -> str:
     )
     trips = run["idle"].get("s3_trips")
     if trips:
-        calls = " + ".join(f"{call} {fmt(v['p50'])}" for call, v in trips["calls_ms"].items())
+        calls = s3_calls(trips, " + ")
         out += f"; timed alone against the same server, those three calls take {calls} = {fmt(trips['sum_p50'])} ms"
         if kernel_ms:
             rest = run["idle"]["latency_ms"]["p50"] - trips["sum_p50"] - kernel_ms

@@ -332,10 +332,15 @@ def _s3_trips(idle: list[dict[str, Any]]) -> list[str]:
     for r in idle:
         trips = r["idle"].get("s3_trips")
         if trips:
-            calls = ", ".join(f"{call} {fmt(v['p50'])}" for call, v in trips["calls_ms"].items())
+            calls = s3_calls(trips, ", ")
             lines.append(
                 f"- {r['stack']}: the job waits on three S3 calls in turn. Timed alone against the same S3 server "
                 f"through imgpipe's S3 client (p50 of {trips['calls_ms']['put original']['n']}, ms): {calls}; "
                 f"together {fmt(trips['sum_p50'])} of the {fmt(r['idle']['latency_ms']['p50'])} ms p50."
             )
     return [*lines, ""] if lines else []
+
+
+def s3_calls(trips: dict[str, Any], joiner: str) -> str:
+    """Each S3 call timed alone (``bench/s3trips.py``) with its p50 in ms, joined."""
+    return joiner.join(f"{call} {fmt(v['p50'])}" for call, v in trips["calls_ms"].items())

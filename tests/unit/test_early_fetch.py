@@ -131,7 +131,9 @@ async def test_a_hint_naming_another_object_is_not_used(repo: SqlJobRepository, 
 async def test_an_early_fetch_that_fails_is_made_again_with_the_retries(repo: SqlJobRepository, tmp_path: Path) -> None:
     async with RemoteStore(tmp_path / "flaky", failures=1) as flaky:
         job = await _stored_job(repo, flaky)
-        assert await _process(job, repo, flaky, _where(job)) is Outcome.DONE
+        jobs = ClaimSeesTheFetch(repo, flaky, wait=True)  # the read that fails is the early one
+        assert await _process(job, jobs, flaky, _where(job)) is Outcome.DONE
+        assert jobs.fetch_began_first is True
         assert flaky.gets == [_where(job)[1]] * 2
 
 
