@@ -167,6 +167,19 @@ async def test_due_for_publish_finds_unconfirmed_and_long_waiting_jobs_once(
     assert set(await repo.due_for_publish(**kw)) == {unconfirmed, confirmed}  # type: ignore[arg-type]
 
 
+async def test_originals_says_where_each_jobs_original_is_stored(repo: SqlJobRepository, clock: Clock) -> None:
+    first, second = await new_job(repo, clock), await new_job(repo, clock)
+    claimed = await repo.claim(second, lease=LEASE, takeover=False)
+    assert claimed is not None
+    assert await repo.complete(second, claimed.attempts, [thumbnail(second)])  # a thumbnail is not an original
+    unknown = uuid4()
+    assert await repo.originals([first, second, unknown]) == {
+        first: ("orig", f"{first}.jpg"),
+        second: ("orig", f"{second}.jpg"),
+    }
+    assert await repo.originals([]) == {}
+
+
 async def test_expired_leases_lists_only_processing_jobs_past_their_lease(
     repo: SqlJobRepository, clock: Clock
 ) -> None:

@@ -101,6 +101,9 @@ class JobRepository(Protocol):
         """PENDING jobs never confirmed to the broker for ``unpublished_for``, or
         waiting at all for longer than ``pending_for`` (their message may be lost)."""
 
+    async def originals(self, job_ids: list[UUID]) -> dict[UUID, tuple[str, str]]:
+        """Where each job's original is stored, (bucket, key), for those of ``job_ids`` that have one."""
+
     async def expired_leases(self, limit: int | None, *, all_processing: bool = False) -> list[StaleJob]:
         """PROCESSING jobs whose lease ran out (or all of them, when the caller knows
         no worker can be alive: a single-process restart)."""

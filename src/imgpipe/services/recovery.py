@@ -58,9 +58,12 @@ async def reconcile(
         limit=batch,
     )
     republished = 0
-    for job_id in dict.fromkeys([*released, *due]):
+    to_publish = list(dict.fromkeys([*released, *due]))
+    # As the API's message does: the worker starts fetching the original while it claims the job.
+    originals = await jobs.originals(to_publish)
+    for job_id in to_publish:
         try:
-            await queue.publish(job_id)
+            await queue.publish(job_id, original=originals.get(job_id))
         except BrokerUnavailable:
             log.warning("broker unavailable, republishing later", extra={"job_id": str(job_id)})
             break

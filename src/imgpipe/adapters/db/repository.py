@@ -28,7 +28,7 @@ from imgpipe.adapters.db.rows import (
     variant_params,
 )
 from imgpipe.domain.errors import DatabaseUnavailable, JobNotFound
-from imgpipe.domain.job import Job, JobError, JobStatus, Variant, sources
+from imgpipe.domain.job import ORIGINAL, Job, JobError, JobStatus, Variant, sources
 from imgpipe.domain.ports import Page, StaleJob
 
 __all__ = ["SqlJobRepository"]
@@ -48,6 +48,11 @@ _GET = (
     " FROM jobs j LEFT JOIN variants v ON v.job_id = j.id WHERE j.id = :id ORDER BY v.created_at, v.type"
 )
 _JOB_WIDTH = len(JOB_COLUMNS.split(", "))
+
+
+def _parts(ids: list[Any], size: int = 500) -> list[list[Any]]:
+    """``ids`` in slices: SQLite builds may cap a statement's parameters at 999 or 32,766 (a restart sweeps all)."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def _utcnow() -> datetime:
@@ -191,13 +196,16 @@ class SqlJobRepository:
         if not ids:
             return
         d = self._d
-        params: dict[str, Any] = {"now": d.at(self._now())}
-        statement = (
-            f"UPDATE jobs SET published_at = :now WHERE {d.in_('id', 'ids', [d.id(i) for i in ids], params)}"
-            " AND status = 'PENDING'"
-        )
+        now = d.at(self._now())
+
+        def published(tx: Tx) -> None:
+            for part in _parts([d.id(i) for i in ids]):
+                params: dict[str, Any] = {"now": now}
+                where = d.in_("id", "ids", part, params)
+                tx.execute(f"UPDATE jobs SET published_at = :now WHERE {where} AND status = 'PENDING'", params)
+
         try:
-            await self._db.run(lambda tx: tx.execute(statement, params))
+            await self._db.run(published)
         except DatabaseUnavailable as exc:
             log.warning(
                 "could not record confirmed publishes; they may be published again",
@@ -311,16 +319,31 @@ class SqlJobRepository:
 
         def due(tx: Tx) -> list[Any]:
             ids = [r[0] for r in tx.rows(query, params)]
-            if ids:
-                # Restart the clock so the next sweep does not publish them again at once.
+            # Restart the clock so the next sweep does not publish them again at once.
+            for part in _parts(ids):
                 touch: dict[str, Any] = {"now": params["now"]}
                 tx.execute(
-                    f"UPDATE jobs SET updated_at = :now WHERE {d.in_('id', 'ids', ids, touch)} AND status = 'PENDING'",
+                    f"UPDATE jobs SET updated_at = :now WHERE {d.in_('id', 'ids', part, touch)} AND status = 'PENDING'",
                     touch,
                 )
             return ids
 
         return [d.read_id(i) for i in await self._db.run(due)]
+
+    async def originals(self, job_ids: list[UUID]) -> dict[UUID, tuple[str, str]]:
+        if not job_ids:
+            return {}
+        d = self._d
+
+        def originals(tx: Tx) -> list[tuple[Any, ...]]:
+            rows = []
+            for part in _parts([d.id(i) for i in job_ids]):
+                params: dict[str, Any] = {"original": ORIGINAL}
+                where = d.in_("job_id", "ids", part, params)
+                rows += tx.rows(f"SELECT job_id, bucket, key FROM variants WHERE type = :original AND {where}", params)
+            return rows
+
+        return {d.read_id(job_id): (bucket, key) for job_id, bucket, key in await self._db.run(originals, write=False)}
 
     async def expired_leases(self, limit: int | None, *, all_processing: bool = False) -> list[StaleJob]:
         d = self._d
