@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -17,6 +18,7 @@ from imgpipe.adapters.db.repository import SqlJobRepository
 from imgpipe.adapters.db.rows import INSERT_VARIANT, variant_params
 from imgpipe.adapters.queue.memory import MemoryQueue
 from imgpipe.config import Settings
+from imgpipe.domain.errors import DatabaseUnavailable
 from imgpipe.domain.job import Job
 from imgpipe.domain.message import JobMessage, decode
 from imgpipe.domain.ports import Delivery
@@ -57,6 +59,22 @@ async def test_republished_and_released_jobs_are_published_with_their_originals(
         [JobMessage(job.id, ("orig", f"{job.id}.jpg")) for job in (never_published, held)],
         key=lambda m: str(m.job_id),
     )
+
+
+class OriginalsAway(SqlJobRepository):
+    """The database fails just when the reconciler asks where the originals are."""
+
+    async def originals(self, job_ids: list[UUID]) -> dict[UUID, tuple[str, str]]:
+        raise DatabaseUnavailable("The database did not answer: gone again")
+
+
+async def test_without_the_originals_the_messages_go_out_all_the_same(repo: SqlJobRepository) -> None:
+    job = pending_job("orig")
+    await repo.add(job)
+    async with MemoryQueue() as queue:
+        sweep = await reconcile(jobs=OriginalsAway(repo._db), queue=queue, policy=POLICY, everything=True)
+        assert sweep.republished == 1
+        assert await _messages(queue, 1) == [JobMessage(job.id, None)]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from imgpipe.domain.errors import BrokerUnavailable, ProcessingCrashed
+from imgpipe.domain.errors import BrokerUnavailable, DatabaseUnavailable, ProcessingCrashed
 from imgpipe.domain.job import JobError
 from imgpipe.domain.ports import JobQueue, JobRepository
 from imgpipe.services.policy import Policy
@@ -25,9 +25,7 @@ class Sweep:
     failed: int = 0
 
 
-async def reconcile(
-    *, jobs: JobRepository, queue: JobQueue, policy: Policy, everything: bool = False
-) -> Sweep:
+async def reconcile(*, jobs: JobRepository, queue: JobQueue, policy: Policy, everything: bool = False) -> Sweep:
     """One sweep. Safe to run from many processes at once: every move is a conditional update.
 
     Jobs whose lease expired (their worker died or hung) go back to PENDING, or
@@ -60,7 +58,11 @@ async def reconcile(
     republished = 0
     to_publish = list(dict.fromkeys([*released, *due]))
     # As the API's message does: the worker starts fetching the original while it claims the job.
-    originals = await jobs.originals(to_publish)
+    # Only a head start: without it (the database gone again) the messages go out all the same.
+    try:
+        originals = await jobs.originals(to_publish)
+    except DatabaseUnavailable:
+        originals = {}
     for job_id in to_publish:
         try:
             await queue.publish(job_id, original=originals.get(job_id))
