@@ -135,14 +135,14 @@ class _EarlyFetch:
 
 
 async def _make_variants(
-    job: Job, *, store: ObjectStore, kernel: Kernel, policy: Policy, early: _EarlyFetch | None = None
+    job: Job, *, store: ObjectStore, kernel: Kernel, policy: Policy, early: _EarlyFetch
 ) -> list[Variant]:
     original = job.original
     if original is None:
         raise PermanentError(f"Job {job.id} has no original recorded.")
     # A file the kernel can open itself (the folder store) never passes through this process.
     source: bytes | Path | None = store.local_path(original.bucket, original.key)
-    if source is None and early is not None:
+    if source is None:
         source = await early.result(original.bucket, original.key)
     if source is None:
         source = await with_retries(lambda: store.get(original.bucket, original.key), policy, "get original")
