@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.budget import Budget
+
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,12 +128,19 @@ def _measure_in(
         "sources": corpus.sources,
         "seconds_to_build": corpus.seconds_to_build,
     }
+    budget = Budget()
     if "kernel" not in skip:
         # Four interleaved rounds: the median holds, and a contended host still finishes within ten minutes.
         rounds, phase = (2, 0.3) if quick else (4, 0.8)
-        _section("kernel", results, log, lambda: measure_kernel(corpus, rounds=rounds, phase_seconds=phase, log=log))
+        _timed(
+            budget,
+            "kernel",
+            lambda: _section(
+                "kernel", results, log, lambda: measure_kernel(corpus, rounds=rounds, phase_seconds=phase, log=log)
+            ),
+        )
     if "memory" not in skip:
-        _section("memory", results, log, lambda: measure_peak_rss(corpus, log=log))
+        _timed(budget, "memory", lambda: _section("memory", results, log, lambda: measure_peak_rss(corpus, log=log)))
 
     stacks = ["embedded"]
     if quick:
@@ -148,24 +157,23 @@ def _measure_in(
     )
     if "pipeline" not in skip:
         s3 = start_s3_server(work) if "server" in stacks else None
+        scale = 1.0 if quick else _paced(budget, results, "pipeline", ["pipeline", "peer"], log)
         params = (
             {"passes": 2, "copies": 1, "idle_count": 3, "jpeg_count": 4, "upload_count": 10, "upload_seconds": 0.5}
             if quick
-            else {
-                "passes": 3,
-                "copies": 2,
-                "idle_count": 15,
-                "jpeg_count": 96,  # 32 per pass: per-run costs (connections, the meter) spread thin
-                "upload_count": 10,
-                "upload_seconds": 2.0,
-            }
+            else pipeline_params(scale)
         )
         try:
-            _section(
+            _timed(
+                budget,
                 "pipeline",
-                results,
-                log,
-                lambda: measure_pipeline(corpus, stacks=stacks, work=work, s3=s3, log=log, **params),
+                lambda: _section(
+                    "pipeline",
+                    results,
+                    log,
+                    lambda: measure_pipeline(corpus, stacks=stacks, work=work, s3=s3, log=log, **params),
+                ),
+                scale,
             )
         finally:
             if s3 is not None:
@@ -176,7 +184,35 @@ def _measure_in(
             results["skipped"].append("thumbor: not installed (run without --no-install)")
         else:
             ips = results.get("kernel", {}).get("multi_ips", {})
-            _section("peer", results, log, lambda: measure_peer(corpus, exe, ips, work=work, seconds=2.0, log=log))
+            seconds = 2.0 * _paced(budget, results, "peer", ["peer"], log)
+            _section("peer", results, log, lambda: measure_peer(corpus, exe, ips, work=work, seconds=seconds, log=log))
+
+
+def pipeline_params(scale: float) -> dict[str, Any]:
+    """The full run's pipeline settings, shrunk by ``scale`` (1.0: as set; down to ``budget.FLOOR``)."""
+    return {
+        "passes": 3,
+        "copies": 2 if scale > 0.75 else 1,
+        "idle_count": max(6, round(15 * scale)),
+        "jpeg_count": max(36, round(96 * scale)),  # 32 per pass at full scale: per-run costs spread thin
+        "upload_count": 10,
+        "upload_seconds": 2.0,
+    }
+
+
+def _timed(budget: Budget, section: str, run: Callable[[], None], scale: float = 1.0) -> None:
+    t0 = time.monotonic()
+    run()
+    budget.record(section, time.monotonic() - t0, scale)
+
+
+def _paced(budget: Budget, results: dict[str, Any], section: str, rest: list[str], log: Callable[[str], None]) -> float:
+    """The scale ``section`` runs at, logged and kept for the report when it is below 1."""
+    scale = budget.scale(rest)
+    if scale < 1.0:
+        log(f"{section}: this host runs slow for the ten minutes; it measures {scale:.2f} of its full settings")
+        results.setdefault("paced", {})[section] = round(scale, 2)
+    return scale
 
 
 def _system_tools(log: Callable[[str], None]) -> None:

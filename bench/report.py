@@ -13,6 +13,18 @@ __all__ = ["render_report"]
 MB = 1e6
 
 
+def _paced(results: dict[str, Any]) -> list[str]:
+    """A line when the run shrank its later sections to stay within ten minutes (``bench/budget.py``)."""
+    paced = results.get("paced") or {}
+    if not paced:
+        return []
+    parts = ", ".join(f"{section} at {scale:.2f}" for section, scale in paced.items())
+    return [
+        f"This host ran slow for the ten minutes, so these sections measured less than their full settings: {parts}"
+        " (fewer images and shorter runs; the ratios hold, their spread grows)."
+    ]
+
+
 def render_report(results: dict[str, Any], targets: list[Target], charts: list[str] | str) -> str:
     meta = results["meta"]
     out = [
@@ -23,6 +35,7 @@ def render_report(results: dict[str, Any], targets: list[Target], charts: list[s
         "Every ratio compares two things measured in the same run on the same machine; the absolute numbers",
         "belong to this machine, the ratios should carry to others. Regenerate with `make bench` (5-8 minutes",
         "on two cores, by their speed; the first run on a machine also builds the corpus and thumbor's environment).",
+        *_paced(results),
         "",
         "## Targets (issue 5)",
         "",

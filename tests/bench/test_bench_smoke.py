@@ -45,6 +45,25 @@ def test_a_report_rewritten_from_a_runs_results_leaves_no_second_copy_of_them(
     assert not (tmp_path / "results.json").exists()  # `--out docs` once committed one there by mistake
 
 
+def test_a_report_says_which_sections_a_slow_host_shrank_and_only_then(
+    quick_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    out, results = quick_run
+    assert "ran slow" not in (out / "benchmarks.md").read_text()  # quick mode never paces
+    source = tmp_path / "paced.json"
+    source.write_text(json.dumps({**results, "paced": {"pipeline": 0.62, "peer": 0.55}}))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--from-json", str(source), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "out" / "benchmarks.md").read_text()
+    assert "ran slow" in report and "pipeline at 0.62, peer at 0.55" in report
+
+
 def _positive(value: object) -> bool:
     return isinstance(value, (int, float)) and value > 0
 
