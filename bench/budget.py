@@ -14,11 +14,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["FLOOR", "LIMIT_S", "SHARES", "Budget"]
+__all__ = ["FLOOR", "LIMIT_S", "MEASURED_ENOUGH", "SHARES", "Budget"]
 
 # The measuring after the corpus is built; the rest of the ten minutes is start-up and the report.
 LIMIT_S = 540.0
 FLOOR = 0.4
+MEASURED_ENOUGH = 0.1  # of a run's work: a few seconds of one small section say little about the host
 # Share of a full-settings run, by section: kernel 136 s, memory 4, pipeline 81, peer 114 of 335 (Xeon, 2026-12-07).
 SHARES = {"kernel": 0.40, "memory": 0.01, "pipeline": 0.25, "peer": 0.34}
 
@@ -32,11 +33,15 @@ class Budget:
     def record(self, section: str, seconds: float, scale: float = 1.0) -> None:
         self.ran[section] = (seconds, scale)
 
+    def set_aside(self, seconds: float) -> None:
+        """Time spent setting up, not measuring (a first run installing thumbor): not charged to the limit."""
+        self.started += seconds
+
     def scale(self, rest: Iterable[str], now: float | None = None) -> float:
         """The scale for the sections in ``rest`` (this one and those after it): 1.0 while the run is on time."""
         work = sum(SHARES[s] * scale for s, (_, scale) in self.ran.items())
-        if work <= 0:
-            return 1.0  # nothing measured yet: no speed to go by
+        if work < MEASURED_ENOUGH:
+            return 1.0  # too little measured yet (the kernel section skipped): no speed to go by
         per_share = sum(seconds for seconds, _ in self.ran.values()) / work
         needed = per_share * sum(SHARES[s] for s in rest)
         left = self.limit - ((time.monotonic() if now is None else now) - self.started)

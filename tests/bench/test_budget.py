@@ -50,6 +50,17 @@ def test_no_scale_goes_below_the_floor_however_slow_the_host() -> None:
 def test_with_nothing_measured_yet_there_is_no_speed_to_go_by() -> None:
     budget = Budget(started=0.0)
     assert budget.scale(["pipeline", "peer"], now=LIMIT_S * 2) == 1.0
+    # The kernel section skipped: the memory section's few seconds alone would make a guess, not a measure.
+    budget.record("memory", SHARES["memory"] * NOMINAL * 3)
+    assert budget.scale(["pipeline", "peer"], now=LIMIT_S - 1) == 1.0
+
+
+def test_time_set_aside_for_set_up_is_not_charged_to_the_limit() -> None:
+    budget, now = _after_kernel(1.0)
+    installing = 300.0  # a first run building thumbor's environment
+    assert budget.scale(["pipeline", "peer"], now=now + installing) < 1.0
+    budget.set_aside(installing)
+    assert budget.scale(["pipeline", "peer"], now=now + installing) == 1.0
 
 
 def test_the_pipeline_settings_shrink_with_the_scale_and_stay_full_at_one() -> None:
