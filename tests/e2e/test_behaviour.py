@@ -188,6 +188,15 @@ def test_long_poll_answers_when_the_status_changes_not_at_the_timeout(stack: Any
     assert time.monotonic() - started < 25
 
 
+def test_long_poll_until_final_answers_once_the_job_is_done(stack: AnyStack) -> None:
+    job_id = upload(stack, PHOTO.read_bytes()).json()["id"]
+    started = time.monotonic()
+    seen = httpx.get(f"{stack.url}/api/v1/images/{job_id}?wait=30&until=final", timeout=40).json()
+    assert seen["status"] == "DONE"
+    assert "thumbnail" in {v["type"] for v in seen["variants"]}
+    assert time.monotonic() - started < 25
+
+
 def test_the_list_pages_newest_first_without_repeats(stack: AnyStack) -> None:
     mine = [upload(stack, PHOTO.read_bytes()).json()["id"] for _ in range(3)]
     first = httpx.get(f"{stack.url}/api/v1/images", params={"limit": 2}).json()

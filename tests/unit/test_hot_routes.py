@@ -7,8 +7,10 @@ import io
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -64,8 +66,10 @@ async def _exchange(client: httpx.AsyncClient) -> list[tuple[str, int, str, str 
         f"/api/v1/images/{job}?wait=0.05",
         "/api/v1/images/8d4ab1f0-5b42-4b8e-9d3e-7b1a2c3d4e5f",
         "/api/v1/images/not-a-job-id",
+        f"/api/v1/images/{job}?wait=0.05&until=final",
         f"/api/v1/images/{job}?wait=abc",
         f"/api/v1/images/{job}?wait=61",
+        f"/api/v1/images/{job}?wait=0.05&until=never",
     ):
         answers.append(await client.get(url))
     return [
@@ -92,7 +96,7 @@ async def test_upload_and_status_answer_as_fastapis_routes_do(tmp_path: Path) ->
         expected = await _exchange(framework)
     async with _client(tmp_path, hot=True) as hot:
         got = await _exchange(hot)
-    assert [status for _, status, *_ in expected] == [202, 400, 400, 415, 400, 200, 200, 404, 404, 422, 422]
+    assert [status for _, status, *_ in expected] == [202, 400, 400, 415, 400, 200, 200, 404, 404, 200, 422, 422, 422]
     for want, have in zip(expected, got, strict=True):
         assert have == want
 
@@ -113,13 +117,16 @@ async def test_the_hot_routes_skip_the_router_and_everything_else_reaches_it(
         job = (await client.post("/api/v1/images", **_multipart("file", _jpeg()))).json()["id"]
         assert (await client.get(f"/api/v1/images/{job}")).status_code == 200
         assert (await client.get(f"/api/v1/images/{job}?wait=0.01")).status_code == 200
+        assert (await client.get(f"/api/v1/images/{job}?wait=0.01&until=final")).status_code == 200
         assert (await client.get("/api/v1/images/unknown")).status_code == 404
         assert routed == []
         assert (await client.get(f"/api/v1/images/{job}?wait=1e-2")).status_code == 200
+        assert (await client.get(f"/api/v1/images/{job}?until=final&wait=0.01")).status_code == 200
         assert (await client.get(f"/api/v1/images/{job}/variants/original")).status_code == 200
         assert (await client.get("/api/v1/images")).status_code == 200
     assert routed == [
         f"GET /api/v1/images/{job}?wait=1e-2",
+        f"GET /api/v1/images/{job}?until=final&wait=0.01",
         f"GET /api/v1/images/{job}/variants/original?",
         "GET /api/v1/images?",
     ]
@@ -154,3 +161,26 @@ async def test_one_upload_more_than_the_limit_is_refused_at_once_and_the_slot_co
         assert bad.status_code == 415  # a refused upload gives its slot back too
         assert (await client.post("/api/v1/images", **_multipart("file", _jpeg()))).status_code == 202
     assert app.state.upload_slots.active == 0
+
+
+@pytest.mark.parametrize("hot", [True, False], ids=["hot routes", "framework routes"])
+@pytest.mark.parametrize("query", ["wait=5&until=final", "until=final&wait=5"])
+async def test_until_final_is_not_answered_at_processing_only_at_done(tmp_path: Path, hot: bool, query: str) -> None:
+    settings = Settings(data_dir=tmp_path / "until")
+    await upgrade(settings.database.url)
+    app = create_app(settings, hot_routes=hot)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        job_id = (await client.post("/api/v1/images", **_multipart("file", _jpeg()))).json()["id"]
+        jobs = app.state.services.jobs  # no worker runs here: the test moves the job itself
+        answer = asyncio.ensure_future(client.get(f"/api/v1/images/{job_id}?{query}"))
+        await asyncio.sleep(0.1)
+        claimed = await jobs.claim(UUID(job_id), lease=timedelta(minutes=1), takeover=False)
+        assert claimed is not None
+        await asyncio.sleep(0.3)
+        assert not answer.done()  # PROCESSING went by unanswered
+        assert await jobs.complete(UUID(job_id), claimed.attempts, [])
+        done = await asyncio.wait_for(answer, 5)
+    assert done.status_code == 200 and done.json()["status"] == "DONE"

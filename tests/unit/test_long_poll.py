@@ -42,9 +42,10 @@ class OneJob:
 
     def move(self, status: JobStatus, *, heard: bool = True) -> None:
         self.job = Job(self.job.id, status, self.job.created_at, self.job.updated_at)
-        if heard:
+        if heard:  # as the repository does: the waiters' event is set and a fresh one waits for the next change
             self._version += 1
-            self._changed.set()
+            woken, self._changed = self._changed, asyncio.Event()
+            woken.set()
 
     def lose_notifications(self) -> None:
         """What a dropped LISTEN connection does: no more pushes, and every waiter woken to read again."""
@@ -102,3 +103,25 @@ async def test_a_pushed_change_that_never_arrives_is_still_found_by_a_slow_read(
     job = await wait_for_change(repo.job.id, jobs=repo, within=20)  # type: ignore[arg-type]
     assert job.status is JobStatus.PROCESSING
     assert loop.time() - started < 10
+
+
+async def test_until_final_lets_processing_go_by_and_answers_at_done() -> None:
+    repo = OneJob(uuid4())
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.1, repo.move, JobStatus.PROCESSING)
+    loop.call_later(0.4, repo.move, JobStatus.DONE)
+    started = loop.time()
+    job = await wait_for_change(repo.job.id, jobs=repo, within=10, final=True)  # type: ignore[arg-type]
+    assert job.status is JobStatus.DONE
+    assert loop.time() - started < 5
+    assert repo.reads == 3  # before, at PROCESSING (read, not answered), at DONE
+
+
+async def test_until_final_without_an_end_answers_at_the_deadline_with_the_job_as_it_is() -> None:
+    repo = OneJob(uuid4())
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.1, repo.move, JobStatus.PROCESSING)
+    started = loop.time()
+    job = await wait_for_change(repo.job.id, jobs=repo, within=0.5, final=True)  # type: ignore[arg-type]
+    assert job.status is JobStatus.PROCESSING
+    assert 0.45 < loop.time() - started < 3

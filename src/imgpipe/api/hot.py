@@ -26,7 +26,7 @@ from imgpipe.domain.errors import ImgpipeError
 
 __all__ = ["HotRoutes"]
 
-_PLAIN_WAIT = re.compile(rb"wait=(\d{1,9}(?:\.\d{1,9})?)")
+_PLAIN_WAIT = re.compile(rb"wait=(\d{1,9}(?:\.\d{1,9})?)(?:&until=(change|final))?")
 Handler = Callable[[Request, Services], Awaitable[Response]]
 _ITEM = routes.PREFIX + "/"
 
@@ -60,15 +60,15 @@ def _handler(scope: Scope) -> Handler | None:
     wait = _wait(scope["query_string"])
     if not job_id or "/" in job_id or wait is None:
         return None
-    return partial(routes.status_response, job_id=job_id, wait=wait)
+    return partial(routes.status_response, job_id=job_id, wait=wait[0], final=wait[1])
 
 
-def _wait(query: bytes) -> float | None:
-    """The ``wait`` of a query that holds nothing else, if valid; None sends the request to FastAPI."""
+def _wait(query: bytes) -> tuple[float, bool] | None:
+    """``wait`` and whether ``until=final``, from a query that holds nothing else; None sends it to FastAPI."""
     if not query:
-        return 0.0
-    plain = _PLAIN_WAIT.fullmatch(query)  # digits only: any other spelling is FastAPI's to judge
+        return 0.0, False
+    plain = _PLAIN_WAIT.fullmatch(query)  # digits, in this order: any other spelling is FastAPI's to judge
     if plain is None:
         return None
     wait = float(plain[1])
-    return wait if wait <= routes.WAIT_MAX else None
+    return (wait, plain[2] == b"final") if wait <= routes.WAIT_MAX else None

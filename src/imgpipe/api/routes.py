@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -142,14 +142,20 @@ async def get_image(
             ge=0, le=WAIT_MAX, description="Long-poll: answer as soon as the status changes, or after this many seconds"
         ),
     ] = 0,
+    until: Annotated[
+        Literal["change", "final"],
+        Query(description="With `wait`: `final` answers only once the job is DONE or FAILED, not at PROCESSING"),
+    ] = "change",
 ) -> Any:
-    return await status_response(request, svc, job_id, wait)
+    return await status_response(request, svc, job_id, wait, final=until == "final")
 
 
-async def status_response(request: Request, svc: Services, job_id: str, wait: float) -> JSONResponse:
+async def status_response(
+    request: Request, svc: Services, job_id: str, wait: float, *, final: bool = False
+) -> JSONResponse:
     """``GET /api/v1/images/{job_id}``; raises JobNotFound. Shared with ``hot.HotRoutes``."""
     if wait:
-        job = await queries.wait_for_change(_job_id(job_id), jobs=svc.jobs, within=wait)
+        job = await queries.wait_for_change(_job_id(job_id), jobs=svc.jobs, within=wait, final=final)
     else:
         job = await queries.get_job(_job_id(job_id), jobs=svc.jobs)
     # A Response goes out as it is: the body was built from JobOut already, no second validation.

@@ -116,8 +116,9 @@ class ApiClient:
             )
         return _json(response)
 
-    def job(self, job_id: UUID, *, wait: float = 0) -> Job:
-        params = {"wait": f"{wait:g}"} if wait else None
+    def job(self, job_id: UUID, *, wait: float = 0, final: bool = False) -> Job:
+        """The job; with ``wait``, once its status changes (``final``: once it is DONE or FAILED) or at the timeout."""
+        params = ({"wait": f"{wait:g}", "until": "final"} if final else {"wait": f"{wait:g}"}) if wait else None
         with self._talking():
             response = self._http.get(
                 f"/api/v1/images/{job_id}", params=params, timeout=httpx.Timeout(wait + 30.0, connect=5.0)
@@ -125,13 +126,16 @@ class ApiClient:
         return _json(response)
 
     def follow(self, job_id: UUID, on_change: Callable[[Job], None] | None = None) -> Job:
-        """Long-poll until the job is DONE or FAILED; ``on_change`` sees every status on the way."""
+        """Long-poll until the job is DONE or FAILED; ``on_change`` sees every status on the way.
+
+        Without ``on_change`` nobody looks at PROCESSING: each long-poll asks for the final status only.
+        """
         job = self.job(job_id)
         seen = job["status"]
         if on_change is not None:
             on_change(job)
         while job["status"] not in FINAL_STATUSES:
-            job = self.job(job_id, wait=LONG_POLL_SECONDS)
+            job = self.job(job_id, wait=LONG_POLL_SECONDS, final=on_change is None)
             if on_change is not None and job["status"] != seen:
                 seen = job["status"]
                 on_change(job)

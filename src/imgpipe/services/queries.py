@@ -26,8 +26,11 @@ async def get_job(job_id: UUID, *, jobs: JobRepository) -> Job:
     return job
 
 
-async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float) -> Job:
+async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float, final: bool = False) -> Job:
     """The job as soon as its status differs from now (or it is final), or after ``within`` seconds.
+
+    ``final``: only a final status (DONE or FAILED) ends the wait early; PROCESSING goes by
+    unanswered, which spares a client that wants the result the request in between.
 
     Woken by the change itself while the repository sees every change (``changes_pushed``), and
     then the database is read once per change. Otherwise it also polls: quick at first (most
@@ -43,7 +46,7 @@ async def wait_for_change(job_id: UUID, *, jobs: JobRepository, within: float) -
         pause = min(pause * 1.5, _LAST_POLL_SECONDS)
         seen = jobs.version(job_id)
         latest = await get_job(job_id, jobs=jobs)
-        if latest.status != job.status:
+        if latest.status != job.status and (latest.status.is_final or not final):
             return latest
         job = latest
     return job
