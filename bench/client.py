@@ -51,7 +51,7 @@ async def _upload(web: Client, name: str, body: tuple[str, bytes]) -> str:
 async def _wait(web: Client, job_id: str, patience: float) -> JobTimes:
     deadline = time.monotonic() + patience
     while True:
-        job = json.loads((await web.request("GET", f"/api/v1/images/{job_id}?wait=20")).body)
+        job = json.loads((await web.request("GET", f"/api/v1/images/{job_id}?wait=20&until=final")).body)
         if job["status"] in _FINAL:
             return JobTimes(
                 job_id,
