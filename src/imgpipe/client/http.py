@@ -118,7 +118,9 @@ class ApiClient:
 
     def job(self, job_id: UUID, *, wait: float = 0, final: bool = False) -> Job:
         """The job; with ``wait``, once its status changes (``final``: once it is DONE or FAILED) or at the timeout."""
-        params = ({"wait": f"{wait:g}", "until": "final"} if final else {"wait": f"{wait:g}"}) if wait else None
+        params = {"wait": f"{wait:g}"} if wait else {}
+        if wait and final:
+            params["until"] = "final"
         with self._talking():
             response = self._http.get(
                 f"/api/v1/images/{job_id}", params=params, timeout=httpx.Timeout(wait + 30.0, connect=5.0)
