@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,16 @@ def _write(results: dict[str, Any], out: Path, raw: Path | None) -> None:
     (out / "benchmarks.md").write_text(render_report(results, targets, charts))
 
 
-def _section(name: str, results: dict[str, Any], log: Callable[[str], None], run: Callable[[], Any]) -> None:
+def _section(
+    name: str,
+    results: dict[str, Any],
+    log: Callable[[str], None],
+    run: Callable[[], Any],
+    budget: Budget | None = None,
+    scale: float = 1.0,
+) -> None:
+    """Run one section into ``results[name]``; its time goes to ``budget``, which paces the sections after it."""
+    t0 = time.monotonic()
     try:
         results[name] = run()
     except Exception as exc:  # one broken section must not lose the others' numbers
@@ -90,6 +100,8 @@ def _section(name: str, results: dict[str, Any], log: Callable[[str], None], run
         traceback.print_exc()
         last = str(exc).strip().splitlines()[-1:] or [""]
         results["skipped"].append(f"{name}: failed ({type(exc).__name__}: {last[0][:300]})")
+    if budget is not None:
+        budget.record(name, time.monotonic() - t0, scale)
 
 
 def _measure(quick: bool, skip: set[str], install: bool, log: Callable[[str], None]) -> dict[str, Any]:
@@ -132,15 +144,10 @@ def _measure_in(
     if "kernel" not in skip:
         # Four interleaved rounds: the median holds, and a contended host still finishes within ten minutes.
         rounds, phase = (2, 0.3) if quick else (4, 0.8)
-        _timed(
-            budget,
-            "kernel",
-            lambda: _section(
-                "kernel", results, log, lambda: measure_kernel(corpus, rounds=rounds, phase_seconds=phase, log=log)
-            ),
-        )
+        measure = partial(measure_kernel, corpus, rounds=rounds, phase_seconds=phase, log=log)
+        _section("kernel", results, log, measure, budget)
     if "memory" not in skip:
-        _timed(budget, "memory", lambda: _section("memory", results, log, lambda: measure_peak_rss(corpus, log=log)))
+        _section("memory", results, log, lambda: measure_peak_rss(corpus, log=log), budget)
 
     stacks = ["embedded"]
     if quick:
@@ -164,17 +171,8 @@ def _measure_in(
             else pipeline_params(scale)
         )
         try:
-            _timed(
-                budget,
-                "pipeline",
-                lambda: _section(
-                    "pipeline",
-                    results,
-                    log,
-                    lambda: measure_pipeline(corpus, stacks=stacks, work=work, s3=s3, log=log, **params),
-                ),
-                scale,
-            )
+            run = partial(measure_pipeline, corpus, stacks=stacks, work=work, s3=s3, log=log, **params)
+            _section("pipeline", results, log, run, budget, scale)
         finally:
             if s3 is not None:
                 s3.proc.stop()
@@ -200,12 +198,6 @@ def pipeline_params(scale: float) -> dict[str, Any]:
         "upload_count": 10,
         "upload_seconds": 2.0,
     }
-
-
-def _timed(budget: Budget, section: str, run: Callable[[], None], scale: float = 1.0) -> None:
-    t0 = time.monotonic()
-    run()
-    budget.record(section, time.monotonic() - t0, scale)
 
 
 def _paced(budget: Budget, results: dict[str, Any], section: str, rest: list[str], log: Callable[[str], None]) -> float:

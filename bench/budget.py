@@ -1,7 +1,7 @@
 """``Budget``: the ten minutes ``make bench`` has. On a slow host the later sections measure less, so it still fits.
 
 Each section's share of a whole run at full settings was measured on the hosts the targets
-were set on (2026-12: 350-480 s in all). The sections that ran show how much slower than
+were set on (the full runs took 346-483 s in all). The sections that ran show how much slower than
 those this host is; the sections still to come get a scale (at most 1) such that, at that
 speed, they end by the limit. A section that ran scaled counts as that much of its share.
 The scale never goes below ``FLOOR``: past that the figures would be noise, and the run
@@ -45,6 +45,4 @@ class Budget:
         per_share = sum(seconds for seconds, _ in self.ran.values()) / work
         needed = per_share * sum(SHARES[s] for s in rest)
         left = self.limit - ((time.monotonic() if now is None else now) - self.started)
-        if needed <= left:
-            return 1.0
-        return max(FLOOR, left / needed) if left > 0 else FLOOR
+        return 1.0 if needed <= max(left, 0.0) else max(FLOOR, left / needed)
