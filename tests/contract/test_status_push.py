@@ -94,6 +94,30 @@ async def test_a_status_change_written_elsewhere_wakes_the_listening_side(
     assert not api.changes_pushed  # stopped listening
 
 
+async def test_a_change_written_by_the_listening_process_itself_counts_once(
+    pair: tuple[SqlJobRepository, SqlJobRepository, str],
+) -> None:
+    # `imgpipe run` on PostgreSQL and RabbitMQ: the API and a worker share one repository,
+    # which hears its own writes announced as well.
+    both, _, _ = pair
+    async with both.listen():
+        await until_listening(both)
+        job_id = await new_job(both)
+        seen, woken = await waiting(both, job_id)
+        claimed = await both.claim(job_id, lease=LEASE, takeover=False)
+        assert claimed is not None
+        assert await woken  # by the announcement
+        await asyncio.sleep(0.5)  # time for a second count, if there were one
+        assert both.version(job_id) == seen + 1
+        # So a long-poll that read PROCESSING and waits on is not woken again for it.
+        assert not await both.changed_since(job_id, seen + 1, 0.5)
+
+        assert await both.complete(job_id, claimed.attempts, [])
+        assert await both.changed_since(job_id, seen + 1, PATIENCE)
+        await asyncio.sleep(0.5)
+        assert both.version(job_id) == seen + 2
+
+
 async def test_a_lost_connection_wakes_every_waiter_and_listening_resumes(
     pair: tuple[SqlJobRepository, SqlJobRepository, str],
 ) -> None:

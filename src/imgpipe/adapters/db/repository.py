@@ -241,8 +241,7 @@ class SqlJobRepository:
             return None
 
         claimed = await self._db.run(claim)
-        if claimed is not None:
-            self._changed(job_id)
+        self._noted(job_id, claimed is not None)
         return claimed
 
     async def extend_lease(self, job_id: UUID, attempt: int, lease: timedelta) -> bool:
@@ -297,7 +296,8 @@ class SqlJobRepository:
         return self._noted(job_id, bool(await self._db.run(lambda tx: tx.execute(statement, params))))
 
     def _noted(self, job_id: UUID, changed: bool) -> bool:
-        if changed:
+        """Count a status change this process committed, unless the listener hears it: counted twice, it wakes twice."""
+        if changed and not (self._listener is not None and self._listener.listening):
             self._changed(job_id)
         return changed
 
