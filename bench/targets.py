@@ -26,12 +26,25 @@ class Target:
 
 def _check(what: str, target: str, values: dict[str, float | None], ok: Callable[[float], bool], fmt: str) -> Target:
     """One target over one or more measured values: PASS only if every value is there and passes."""
-    shown = ", ".join(f"{k}: {'n/a' if v is None else format(v, fmt)}" for k, v in values.items())
+    shown = ", ".join(f"{k}: {'n/a' if v is None else _shown(v, fmt, ok)}" for k, v in values.items())
     found = [v for v in values.values() if v is not None]
     if not found:
         return Target(what, target, shown or "not measured", "n/a")
     verdict = "PASS" if len(found) == len(values) and all(ok(v) for v in found) else "MISS"
     return Target(what, target, shown, verdict)
+
+
+def _shown(value: float, fmt: str, ok: Callable[[float], bool]) -> str:
+    """``value`` in ``fmt``, with more decimals where that rounding would show a miss as a pass (0.3506 as 0.35)."""
+    text = format(value, fmt)
+    sign, _, places = fmt.removesuffix("f").partition(".")
+    if ok(value) or not places.isdigit():
+        return text
+    digits = int(places)
+    while ok(float(text)) and digits < 6:
+        digits += 1
+        text = format(value, f"{sign}.{digits}f")
+    return text
 
 
 def _runs(results: dict[str, Any]) -> list[dict[str, Any]]:
