@@ -27,6 +27,7 @@ class Metered:
 
     seconds: float
     cpu: dict[str, float]  # group -> CPU seconds used in the window
+    system: dict[str, float]  # group -> the part of ``cpu`` spent in the operating system's kernel (syscalls)
     busy: float  # CPU seconds the whole machine used in the window
     peak_rss: dict[str, int]  # group -> highest summed RSS seen
     last_rss: dict[str, int]  # group -> summed RSS at the last sample
@@ -54,8 +55,8 @@ class Meter:
         self._refresh = refresh
         self._found: dict[str, list[psutil.Process]] = {}
         self._found_at = float("-inf")
-        self._base: dict[int, float] = {}
-        self._last: dict[int, tuple[str, float]] = {}
+        self._base: dict[int, tuple[float, float]] = {}  # pid -> (CPU seconds, of them in the OS kernel)
+        self._last: dict[int, tuple[str, float, float]] = {}
         self._series: list[tuple[float, dict[str, int]]] = []
         self._peak: dict[str, int] = {}
         self._stop = threading.Event()
@@ -85,12 +86,16 @@ class Meter:
         self._thread.join()
         self._sample(first=False)
         cpu: dict[str, float] = {}
-        for pid, (group, seconds) in self._last.items():
-            cpu[group] = cpu.get(group, 0.0) + max(0.0, seconds - self._base.get(pid, 0.0))
+        system: dict[str, float] = {}
+        for pid, (group, seconds, in_os) in self._last.items():
+            base, base_os = self._base.get(pid, (0.0, 0.0))
+            cpu[group] = cpu.get(group, 0.0) + max(0.0, seconds - base)
+            system[group] = system.get(group, 0.0) + max(0.0, in_os - base_os)
         last = self._series[-1][1] if self._series else {}
         self.result = Metered(
             seconds=time.monotonic() - self._t0,
             cpu=cpu,
+            system=system,
             busy=system_busy_seconds() - self._busy0,
             peak_rss=dict(self._peak),
             last_rss=dict(last),
@@ -119,10 +124,10 @@ class Meter:
                         mem = proc.memory_info().rss
                 except psutil.Error:
                     continue
-                seconds = float(times.user + times.system)
+                seconds, in_os = float(times.user + times.system), float(times.system)
                 if first:
-                    self._base[proc.pid] = seconds
-                self._last[proc.pid] = (group, seconds)
+                    self._base[proc.pid] = (seconds, in_os)
+                self._last[proc.pid] = (group, seconds, in_os)
                 rss[group] += int(mem)
         self._series.append((time.monotonic() - self._t0, rss))
         for group, value in rss.items():

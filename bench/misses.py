@@ -9,6 +9,8 @@ from bench.targets import Target
 
 __all__ = ["explain_misses"]
 
+_OWN = ("api", "worker")  # imgpipe's own processes, whose share in the OS kernel (syscalls) the note shows
+
 
 def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
     """For each missed target, the figures from this run that explain it."""
@@ -54,8 +56,12 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
         elif "own cpu" in what:
             parts = []
             for r in runs:
-                per = r["jpeg"]["cpu_ms_per_image"]
-                shown = ", ".join(f"{g} {v:.1f}" for g, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.5)
+                per, in_os = r["jpeg"]["cpu_ms_per_image"], r["jpeg"].get("system_ms_per_image", {})
+                shown = ", ".join(
+                    f"{g} {v:.1f}" + (f" ({in_os[g]:.1f} of it in the OS kernel)" if g in _OWN and g in in_os else "")
+                    for g, v in sorted(per.items(), key=lambda kv: -kv[1])
+                    if v >= 0.5
+                )
                 parts.append(f"{r['stack']} ({r['concurrency']} kernel(s)): {shown}")
             notes.append(f"- **{t.what}** ({t.measured}): CPU ms per image by process: " + "; ".join(parts))
         elif "idle stack" in what:

@@ -95,6 +95,7 @@ def _summarise(jobs: list[JobTimes], m: Metered) -> dict[str, Any]:
         "latencies_ms": [round(j.latency * 1000, 2) for j in jobs],
         "cpu_s": m.cpu,
         "cpu_ms_per_image": {g: s * 1000 / n for g, s in m.cpu.items()},
+        "system_s": m.system,
         "others_cpu_s": m.others,
         "machine_busy_s": m.busy,
         "wall_s": m.seconds,
@@ -165,9 +166,12 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Several passes of one workload on one stack as one result: throughput is the median pass."""
     n = sum(p["n"] for p in parts)
     cpu: dict[str, float] = {}
+    system: dict[str, float] = {}
     for p in parts:
         for group, seconds in p["cpu_s"].items():
             cpu[group] = cpu.get(group, 0.0) + seconds
+        for group, seconds in p.get("system_s", {}).items():
+            system[group] = system.get(group, 0.0) + seconds
     latencies = [x for p in parts for x in p["latencies_ms"]]
     series, offset = [], 0.0
     for p in parts:
@@ -184,6 +188,7 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "latencies_ms": latencies,
         "cpu_s": cpu,
         "cpu_ms_per_image": {g: s * 1000 / n for g, s in cpu.items()},
+        "system_ms_per_image": {g: s * 1000 / n for g, s in system.items()},
         "others_cpu_s": sum(p["others_cpu_s"] for p in parts),
         "machine_busy_s": sum(p["machine_busy_s"] for p in parts),
         "wall_s": offset,

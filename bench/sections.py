@@ -121,13 +121,14 @@ def pipeline_section(p: dict[str, Any]) -> list[str]:
                     fmt(lat["p99"], ".0f"),
                 ]
             )
-            per = w["cpu_ms_per_image"]
+            per, in_os = w["cpu_ms_per_image"], w.get("system_ms_per_image", {})
             own = per.get("api", 0.0) + per.get("worker", 0.0)
             cpu_rows.append(
                 [
                     *label,
                     *[fmt(per.get(g)) if g in per else "–" for g in _GROUPS],
                     fmt(own),
+                    fmt(in_os.get("api", 0.0) + in_os.get("worker", 0.0)) if in_os else "–",
                     fmt(ratio(own, per.get("kernel")), ".2f"),
                     fmt(w["others_cpu_s"], ".1f"),
                 ]
@@ -148,10 +149,11 @@ def pipeline_section(p: dict[str, Any]) -> list[str]:
         "From each process's own CPU counters over the run. Embedded, `api` is the one `imgpipe run` process",
         "(API and worker); `kernel` is the kernel child processes; `postgres` counts the postmaster, its shared",
         "helpers and our database's backends; `rabbitmq` the whole broker (shared with anyone else using it);",
-        "`s3` moto; `client` the harness itself. `own` = api + worker. `others` = CPU seconds of every other",
-        "process on the machine during the run.",
+        "`s3` moto; `client` the harness itself. `own` = api + worker; `own in OS` the part of it spent in the",
+        "operating system's kernel (system calls: sockets, files, fsync, thread wake-ups), not in user space.",
+        "`others` = CPU seconds of every other process on the machine during the run.",
         "",
-        *table(["stack", "kernels", "workload", *_GROUPS, "own", "own / kernel", "others (s)"], cpu_rows),
+        *table(["stack", "kernels", "workload", *_GROUPS, "own", "own in OS", "own / kernel", "others (s)"], cpu_rows),
     ]
     idle = [r for r in p["runs"] if "idle" in r]
     if idle:

@@ -62,3 +62,17 @@ def test_a_missed_vipsthumbnail_ratio_says_where_the_decode_floor_stands() -> No
     jpeg, png = line.split("; png-rgb: ")
     assert "imgpipe 60.0 (the 1/8 decode alone, tjbench, 52.0 ms: 0.43x of vipsthumbnail)" in jpeg
     assert "tjbench" not in png
+
+
+def test_a_missed_own_cpu_target_shows_the_share_of_imgpipes_processes_in_the_os_kernel() -> None:
+    server = _run("server", 12.4)
+    server["jpeg"]["system_ms_per_image"] = {"api": 3.1, "worker": 2.0, "kernel": 1.5, "s3": 4.0}
+    miss = Target(
+        "imgpipe's own CPU per image (API + worker, kernel excluded), jpeg-base-12mp, as % of the kernel's CPU",
+        "≤ 25%",
+        "server: 39",
+        "MISS",
+    )
+    (line,) = [x for x in explain_misses({"pipeline": {"runs": [server]}}, [miss]) if x.startswith("- **imgpipe's own")]
+    assert "kernel 18.0, s3 12.4, api 7.0 (3.1 of it in the OS kernel)" in line
+    assert line.count("in the OS kernel") == 1  # the kernel's and the S3 server's are not imgpipe's own
