@@ -127,14 +127,57 @@ async def test_the_write_ahead_log_is_checkpointed_by_the_pool_every_so_many_com
     assert _size(db_file) > before, "the checkpoint copied the new pages into the database file"
 
 
-async def test_a_durable_write_runs_on_a_pool_connection_that_syncs_its_commit(database: Database) -> None:
+async def test_a_durable_write_commits_on_the_loop_and_syncs_the_log_before_it_returns(
+    database: Database, db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _add_inline(database)  # the database in WAL mode, the inline connection open
+    synced: list[tuple[str, int]] = []  # (the file synced, rows another connection saw committed by then)
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        with sqlite3.connect(db_file) as other:
+            committed = other.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), committed))
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(engine.os, "fdatasync", fdatasync)
+
     def where(tx: Tx) -> tuple[str, int]:
         return threading.current_thread().name, tx.rows("PRAGMA synchronous")[0][0]
 
-    inline_thread, inline_sync = await database.run(where)
-    durable_thread, durable_sync = await database.run(where, durable=True)
-    assert inline_thread == threading.current_thread().name and inline_sync == 1  # NORMAL: synced at checkpoints
-    assert durable_thread.startswith("db-sqlite") and durable_sync == 2  # FULL: the log synced at the commit
+    # An ordinary write: on the loop's connection (synchronous=NORMAL), the log left to the next checkpoint.
+    assert await database.run(where) == (threading.current_thread().name, 1)
+    assert synced == []
+
+    # A durable one: committed there too, holding the write lock for no fsync; then the log
+    # synced, with the new row in it, before run() returns.
+    job, d = _job(), database.dialect
+    await database.run(
+        lambda tx: tx.execute(
+            "INSERT INTO jobs (id, status, created_at, updated_at, attempts) VALUES (:id, 'PENDING', :at, :at, 0)",
+            {"id": d.id(job.id), "at": d.at(job.created_at)},
+        ),
+        durable=True,
+    )
+    assert synced == [(f"{db_file}-wal", 2)]
+
+
+async def test_a_durable_write_that_met_another_writers_lock_commits_synced_on_the_pool(
+    database: Database, db_file: Path
+) -> None:
+    await _add_inline(database)
+    other = sqlite3.connect(db_file, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+
+    def where(tx: Tx) -> tuple[str, int]:
+        return threading.current_thread().name, tx.rows("PRAGMA synchronous")[0][0]
+
+    running = asyncio.ensure_future(database.run(where, durable=True))
+    await asyncio.sleep(0.2)
+    other.execute("COMMIT")
+    name, sync = await asyncio.wait_for(running, 10)
+    assert name.startswith("db-sqlite") and sync == 2  # FULL: the log synced at the commit
+    other.close()
 
 
 async def test_an_accepted_upload_is_a_durable_write(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:

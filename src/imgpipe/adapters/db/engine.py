@@ -13,13 +13,14 @@ microseconds: there the hop to a thread (and the GIL hand-offs it brings) cost m
 than the transaction, so SQLite transactions run on the event loop's thread, on a
 connection that never waits for a lock. When another process holds the write lock,
 the transaction goes to a pool thread and waits there; checkpoints, which fsync, run
-there too.
+there too, as does the sync of the write-ahead log after a commit that must be durable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -133,14 +134,17 @@ class Database:
         *,
         threads: int,
         connect_inline: Callable[[], Any] | None = None,
+        log_file: Path | None = None,
         conninfo: str | None = None,
     ) -> None:
         """``connect_inline``: a connection for the event loop's thread, one that fails at once when busy.
+        ``log_file``: SQLite's write-ahead log, synced after an inline commit that must be durable.
         ``conninfo``: PostgreSQL's connection string (with its password: it stays in here)."""
         self.dialect = dialect
         self._conninfo = conninfo
         self._connect = connect
         self._connect_inline = connect_inline
+        self._log_file = log_file
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"db-{dialect.name}")
         self._local = threading.local()
         self._opened: set[Any] = set()
@@ -163,13 +167,14 @@ class Database:
         """Run ``fn`` in one transaction; ``DatabaseUnavailable`` if the database is away.
 
         ``durable``: the commit must survive a power loss before this returns (an accepted
-        upload). PostgreSQL commits are; SQLite's in WAL mode with synchronous=NORMAL
-        survive a process crash but reach the disk only at the next checkpoint, so a
-        durable one runs on a pool thread, whose connections sync the log at each commit.
+        upload). PostgreSQL commits are, and so are those of SQLite's pool connections
+        (synchronous=FULL). The inline connection's (synchronous=NORMAL) survive a process
+        crash but reach the disk only at the next checkpoint: after a durable one, a pool
+        thread syncs the write-ahead log, outside the write lock, which the next writer
+        takes at once instead of waiting (and sleeping in SQLite's busy handler) for an fsync.
         """
         loop = asyncio.get_running_loop()
-        inline_ok = not (durable and self.dialect.sqlite)
-        if inline_ok and self._connect_inline is not None and self._inline_thread in (None, threading.get_ident()):
+        if self._connect_inline is not None and self._inline_thread in (None, threading.get_ident()):
             self._inline_thread = threading.get_ident()
             try:
                 result = self._transaction(fn, write, inline=True)
@@ -178,8 +183,27 @@ class Database:
             else:
                 if write:
                     self._after_inline_write(loop)
+                if durable:
+                    await loop.run_in_executor(self._pool, self._sync_log)
                 return result
         return await loop.run_in_executor(self._pool, self._transaction, fn, write)
+
+    def _sync_log(self) -> None:
+        """Make the inline connection's commits so far survive a power loss, as synchronous=FULL would have."""
+        if self._log_file is None:
+            return  # an in-memory database: nothing reaches a disk
+        try:
+            fd = os.open(self._log_file, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # SQLite removes the log only once all of it is in the database file, synced
+        except OSError as exc:
+            raise DatabaseUnavailable(f"The database's write-ahead log could not be opened: {exc.strerror}") from exc
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            raise DatabaseUnavailable(f"The database's write-ahead log could not be synced: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
 
     def _after_inline_write(self, loop: asyncio.AbstractEventLoop) -> None:
         # The inline connection never checkpoints (an fsync on the event loop): every so
@@ -329,7 +353,11 @@ def open_database(url: str) -> Database:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return Database(
-            Dialect("sqlite"), lambda: _sqlite(path), threads=4, connect_inline=lambda: _sqlite(path, inline=True)
+            Dialect("sqlite"),
+            lambda: _sqlite(path),
+            threads=4,
+            connect_inline=lambda: _sqlite(path, inline=True),
+            log_file=None if path == ":memory:" else Path(f"{path}-wal"),
         )
     conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     return Database(Dialect("postgresql"), lambda: _postgres(conninfo), threads=8, conninfo=conninfo)
@@ -337,7 +365,7 @@ def open_database(url: str) -> Database:
 
 def _sqlite(path: str, *, inline: bool = False) -> sqlite3.Connection:
     """A pool thread's connection waits for another writer and syncs every commit; the event loop's fails at
-    once, never checkpoints and leaves its commits to the next checkpoint's sync (``Database.run``'s durable)."""
+    once, never checkpoints and leaves its commits to the next checkpoint's sync, or ``Database._sync_log``'s."""
     # isolation_level=None: imgpipe says BEGIN itself. Connections stay on their pool thread.
     conn = sqlite3.connect(path, timeout=0 if inline else 30, isolation_level=None, check_same_thread=False)
     # WAL lets the API read while a worker writes; busy_timeout waits for the writer
