@@ -103,7 +103,8 @@ def test_the_embedded_pipeline_reports_throughput_latency_cpu_and_memory(
             assert w["failed"] == 0
             assert _positive(w["images_per_s"]) and _positive(w["latency_ms"]["p50"])
             assert _positive(w["cpu_s"]["kernel"]) and _positive(w["rss_after"]["api"])
-            assert 0 < w["system_ms_per_image"]["api"] < w["cpu_ms_per_image"]["api"]  # sockets and files at least
+            # Counted in clock ticks (10 ms): a quick run's few images may show none.
+            assert 0 <= w["system_ms_per_image"]["api"] <= w["cpu_ms_per_image"]["api"]
     saturated = max(runs, key=lambda r: r["concurrency"])
     assert _positive(saturated["mix"]["health_ms"]["p99"])
     assert _positive(saturated["idle"]["latency_ms"]["p50"])
