@@ -189,7 +189,12 @@ class Database:
         return await loop.run_in_executor(self._pool, self._transaction, fn, write)
 
     def _sync_log(self) -> None:
-        """Make the inline connection's commits so far survive a power loss, as synchronous=FULL would have."""
+        """Make the inline connection's commits so far survive a power loss, as synchronous=FULL would have.
+
+        A disk that fails the sync (EIO) leaves the commit made but not known to be on disk: the
+        caller hears DatabaseUnavailable, as from a failed commit, and treats the write as not
+        done (an upload's original is removed); a row that survives anyway fails its job.
+        """
         if self._log_file is None:
             return  # an in-memory database: nothing reaches a disk
         try:
