@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
@@ -135,7 +136,7 @@ async def test_a_durable_write_commits_on_the_loop_and_syncs_the_log_before_it_r
     real_fdatasync = os.fdatasync
 
     def fdatasync(fd: int) -> None:
-        with sqlite3.connect(db_file) as other:
+        with contextlib.closing(sqlite3.connect(db_file)) as other:
             committed = other.execute("SELECT count(*) FROM jobs").fetchone()[0]
         synced.append((os.readlink(f"/proc/self/fd/{fd}"), committed))
         real_fdatasync(fd)
@@ -166,18 +167,17 @@ async def test_a_durable_write_that_met_another_writers_lock_commits_synced_on_t
     database: Database, db_file: Path
 ) -> None:
     await _add_inline(database)
-    other = sqlite3.connect(db_file, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another process holding the write lock
 
     def where(tx: Tx) -> tuple[str, int]:
         return threading.current_thread().name, tx.rows("PRAGMA synchronous")[0][0]
 
-    running = asyncio.ensure_future(database.run(where, durable=True))
-    await asyncio.sleep(0.2)
-    other.execute("COMMIT")
+    with contextlib.closing(sqlite3.connect(db_file, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+        running = asyncio.ensure_future(database.run(where, durable=True))
+        await asyncio.sleep(0.2)
+        other.execute("COMMIT")
     name, sync = await asyncio.wait_for(running, 10)
     assert name.startswith("db-sqlite") and sync == 2  # FULL: the log synced at the commit
-    other.close()
 
 
 async def test_an_accepted_upload_is_a_durable_write(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
