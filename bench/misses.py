@@ -76,7 +76,7 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
             peer = results.get("peer", {}).get("classes", {})
             parts = [
                 f"{c}: imgpipe {fmt(v.get('imgpipe_cpu_ms'), '.0f')} CPU ms per image, "
-                f"thumbor {fmt(v.get('thumbor_cpu_ms'), '.0f')}"
+                f"thumbor {fmt(v.get('thumbor_cpu_ms'), '.0f')}" + _kernel_headroom(v)
                 for c, v in peer.items()
                 if c in ("jpeg-base-4mp", "jpeg-base-12mp", "jpeg-base-24mp", "png-rgb", "webp", "avif")
             ]
@@ -128,6 +128,17 @@ def _floor_share(times: dict[str, float]) -> str:
     if not floor or not vips:
         return ""
     return f" (the 1/8 decode alone, tjbench, {floor:.1f} ms: {floor / vips:.2f}x of vipsthumbnail)"
+
+
+def _kernel_headroom(row: dict[str, Any]) -> str:
+    """The bare kernel's rate on all cores against thumbor's: the most a pipeline around that kernel could reach."""
+    kernel, thumbor = row.get("kernel_ips"), row.get("thumbor_ips")
+    if not kernel or not thumbor:
+        return ""
+    return (
+        f"; the kernel alone, on all cores and with nothing around it, renders {kernel:.1f} images/s, "
+        f"{kernel / thumbor:.2f}x thumbor: the ceiling for any pipeline built on it"
+    )
 
 
 def _ceiling(run: dict[str, Any]) -> str:

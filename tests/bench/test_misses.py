@@ -76,3 +76,16 @@ def test_a_missed_own_cpu_target_shows_the_share_of_imgpipes_processes_in_the_os
     (line,) = [x for x in explain_misses({"pipeline": {"runs": [server]}}, [miss]) if x.startswith("- **imgpipe's own")]
     assert "kernel 18.0, s3 12.4, api 7.0 (3.1 of it in the OS kernel)" in line
     assert line.count("in the OS kernel") == 1  # the kernel's and the S3 server's are not imgpipe's own
+
+
+def test_a_missed_thumbor_ratio_says_how_far_the_bare_kernel_itself_gets() -> None:
+    peer = {
+        "jpeg-base-12mp": {"imgpipe_cpu_ms": 28.0, "thumbor_cpu_ms": 23.0, "kernel_ips": 85.0, "thumbor_ips": 84.5},
+        "png-rgb": {"imgpipe_cpu_ms": 66.0, "thumbor_cpu_ms": 140.0, "thumbor_ips": 13.8},  # no kernel rate
+    }
+    miss = Target("imgpipe embedded pipeline vs thumbor, images/s", "≥ 1.0x", "0.76", "MISS")
+    (line,) = [x for x in explain_misses({"peer": {"classes": peer}}, [miss]) if x.startswith("- **imgpipe")]
+    jpeg, png = line.split("; png-rgb: ")
+    assert "imgpipe 28 CPU ms per image, thumbor 23" in jpeg
+    assert "renders 85.0 images/s, 1.01x thumbor" in jpeg
+    assert png == "imgpipe 66 CPU ms per image, thumbor 140"
