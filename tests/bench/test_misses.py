@@ -85,7 +85,4 @@ def test_a_missed_thumbor_ratio_says_how_far_the_bare_kernel_itself_gets() -> No
     }
     miss = Target("imgpipe embedded pipeline vs thumbor, images/s", "≥ 1.0x", "0.76", "MISS")
     (line,) = [x for x in explain_misses({"peer": {"classes": peer}}, [miss]) if x.startswith("- **imgpipe")]
-    jpeg, png = line.split("; png-rgb: ")
-    assert "imgpipe 28 CPU ms per image, thumbor 23" in jpeg
-    assert "renders 85.0 images/s, 1.01x thumbor" in jpeg
-    assert png == "imgpipe 66 CPU ms per image, thumbor 140"
+    assert line.endswith("jpeg-base-12mp: 28 / 23 (kernel alone 1.01x); png-rgb: 66 / 140")
