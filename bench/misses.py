@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.sections import fmt, s3_calls
+from bench.sections import fmt, run_process_fit, s3_calls
 from bench.targets import Target
 
 __all__ = ["explain_misses"]
@@ -63,6 +63,12 @@ def explain_misses(results: dict[str, Any], targets: list[Target]) -> list[str]:
                     if v >= 0.5
                 )
                 parts.append(f"{r['stack']} ({r['concurrency']} kernel(s)): {shown}")
+            fit = run_process_fit(results.get("peer", {}))
+            if fit is not None:
+                parts.append(
+                    f"embedded, the `run` process's cost splits into {fit[0]:.1f} ms per image and {fit[1]:.1f} per MB "
+                    "uploaded (fitted over the thumbor section's classes)"
+                )
             notes.append(f"- **{t.what}** ({t.measured}): CPU ms per image by process: " + "; ".join(parts))
         elif "idle stack" in what:
             parts = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bench.renderers import TOOLS
-from bench.stats import ratio
+from bench.stats import line_fit, ratio
 
-__all__ = ["fmt", "kernel_section", "memory_section", "peer_section", "pipeline_section", "table"]
+__all__ = ["fmt", "kernel_section", "memory_section", "peer_section", "pipeline_section", "run_process_fit", "table"]
 
 MB = 1e6
 _GROUPS = ("api", "worker", "kernel", "postgres", "rabbitmq", "s3", "client")
@@ -293,8 +293,10 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
                 fmt(v.get("thumbor_ips")),
                 fmt(ratio(v.get("imgpipe_ips"), v.get("thumbor_ips")), ".2f"),
                 fmt(v.get("imgpipe_cpu_ms"), ".0f"),
+                fmt(v.get("imgpipe_run_cpu_ms")),
                 fmt(v.get("thumbor_cpu_ms"), ".0f"),
                 str(v.get("thumbor_failed", 0)),
+                fmt(v["bytes_per_image"] / MB, ".2f") if "bytes_per_image" in v else "–",
             ]
         )
     return [
@@ -311,7 +313,7 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
         "taken between the first and the last job's completion (thumbor's clients keep it busy from the start).",
         f"Each class runs each side {peer.get('rounds', 1)} times, A B B A, the order flipping from class to class;",
         "the rates and CPU figures are the means. CPU ms per image: thumbor's processes;",
-        "imgpipe's `run` process and its kernels.",
+        "imgpipe's `run` process and its kernels, then the `run` process alone (the API and the worker).",
         "",
         *table(
             [
@@ -321,12 +323,40 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
                 "thumbor /s",
                 "pipeline / thumbor",
                 "imgpipe CPU ms",
+                "of it `run`",
                 "thumbor CPU ms",
                 "thumbor errors",
+                "MB per image",
             ],
             rows,
         ),
+        *run_process_cost(peer),
     ]
+
+
+def run_process_cost(peer: dict[str, Any]) -> list[str]:
+    """The ``run`` process's CPU per image as a fixed part plus a part per MB uploaded, fitted over the classes."""
+    fit = run_process_fit(peer)
+    if fit is None:
+        return []
+    fixed, per_mb = fit
+    return [
+        "",
+        f"imgpipe's `run` process costs about {fixed:.1f} CPU ms per image plus {per_mb:.1f} per MB uploaded "
+        "(a least-squares line through the classes above). The fixed part is what every image costs whatever its "
+        "size: two requests, the database, the queue, the kernel's round trip, the fsyncs; the part per MB is "
+        "receiving, hashing and writing the upload.",
+    ]
+
+
+def run_process_fit(peer: dict[str, Any]) -> tuple[float, float] | None:
+    """(ms per image, ms per MB) of the ``run`` process from the peer classes; None when too few were measured."""
+    points = [
+        (v["bytes_per_image"] / MB, v["imgpipe_run_cpu_ms"])
+        for v in peer.get("classes", {}).values()
+        if "bytes_per_image" in v and v.get("imgpipe_run_cpu_ms") is not None
+    ]
+    return line_fit(points)
 
 
 def _s3_trips(idle: list[dict[str, Any]]) -> list[str]:

@@ -6,7 +6,7 @@ import math
 import statistics
 from collections.abc import Sequence
 
-__all__ = ["median", "percentile", "ratio", "summary"]
+__all__ = ["line_fit", "median", "percentile", "ratio", "summary"]
 
 
 def median(values: Sequence[float]) -> float | None:
@@ -37,3 +37,16 @@ def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
     return a / b
+
+
+def line_fit(points: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares ``y = a + b x`` through ``points``: (a, b); None for fewer than three or one x only."""
+    if len(points) < 3:
+        return None
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+    return my - slope * mx, slope
