@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import random
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from imgpipe.domain.errors import ObjectNotFound
+from imgpipe.imaging.probe import probe
+from imgpipe.imaging.types import ImageFormat, ImageInfo, Limits
 
 
 @pytest.fixture
@@ -38,6 +43,26 @@ async def test_a_staged_object_is_invisible_until_committed_whole(store: Any, bu
     await staged.discard()  # after a commit: nothing happens
     assert await store.get(bucket, "big.jpg") == data
     assert await store.list(bucket) == ["big.jpg"]
+
+
+@pytest.mark.parametrize("side", [256, 1024], ids=["in-memory", "spilled"])  # 0.2 and 3 MiB
+async def test_a_staged_upload_is_probed_from_its_reader_and_a_big_one_from_a_file(
+    store: Any, bucket: str, side: int
+) -> None:
+    png = io.BytesIO()
+    Image.frombytes("RGB", (side, side), random.Random(side).randbytes(side * side * 3)).save(
+        png, "PNG", compress_level=0
+    )
+    staged = store.stage(bucket)
+    data = png.getvalue()
+    for at in range(0, len(data), 65536):
+        staged.write(data[at : at + 65536])
+    reader = staged.reader()
+    assert probe(reader, Limits()) == ImageInfo(ImageFormat.PNG, side, side)
+    if len(data) > 1024 * 1024:  # past the S3 spool's memory: a plain file, which the probe maps
+        assert isinstance(reader, (io.BufferedRandom, io.BufferedReader))
+    await staged.commit("probed.png", "image/png")
+    assert await store.get(bucket, "probed.png") == data
 
 
 async def test_a_local_path_if_offered_is_the_object_as_a_file(store: Any, bucket: str) -> None:
@@ -117,6 +142,3 @@ async def test_a_presigned_url_if_offered_downloads_the_object(store: Any, bucke
         response = await client.get(url)
     assert response.status_code == 200
     assert response.content == b"\xff\xd8hello"
-
-
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import mmap
 from collections.abc import Callable
 from typing import IO
 
@@ -18,18 +19,33 @@ class Truncated(CorruptImage):
 
 
 class Source:
-    """Random access to a file whose size is known; reading past the end is a corrupt header."""
+    """Random access to a file whose size is known; reading past the end is a corrupt header.
 
-    def __init__(self, f: IO[bytes]) -> None:
-        self._f = f
-        self.size = f.seek(0, io.SEEK_END)
+    ``Source.of_file(f)`` seeks and reads a file object; ``Source.of_buffer(b)`` slices bytes
+    or a memory map, with no system call per read.
+    """
+
+    def __init__(self, size: int, at: Callable[[int, int], bytes]) -> None:
+        self.size = size
+        self._at = at  # (offset, n) -> at most n bytes from offset
+
+    @classmethod
+    def of_file(cls, f: IO[bytes]) -> Source:
+        def at(offset: int, n: int) -> bytes:
+            f.seek(offset)
+            return f.read(n)
+
+        return cls(f.seek(0, io.SEEK_END), at)
+
+    @classmethod
+    def of_buffer(cls, buffer: bytes | mmap.mmap) -> Source:
+        return cls(len(buffer), lambda offset, n: buffer[offset : offset + n])
 
     def read(self, offset: int, n: int, what: str) -> bytes:
         """Exactly ``n`` bytes at ``offset``, or CorruptImage naming ``what`` was cut short."""
         if offset < 0 or n < 0 or offset + n > self.size:
             raise Truncated(f"The image is truncated or inconsistent: the {what} runs past the end of the file.")
-        self._f.seek(offset)
-        data = self._f.read(n)
+        data = self._at(offset, n)
         if len(data) != n:
             raise Truncated(f"The image is truncated: the {what} could not be read.")
         return data
@@ -38,8 +54,7 @@ class Source:
         """At most ``n`` bytes at ``offset``; fewer near the end of the file."""
         if offset < 0 or offset >= self.size or n <= 0:
             return b""
-        self._f.seek(offset)
-        return self._f.read(min(n, self.size - offset))
+        return self._at(offset, min(n, self.size - offset))
 
     def reader(self, offset: int, length: int) -> Callable[[int, int], bytes]:
         """Random reads confined to [offset, offset + length): ``read(at, n)`` returns at most ``n``

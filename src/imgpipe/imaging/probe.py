@@ -6,8 +6,11 @@ against the file size, so a hostile header can only end in one of the domain err
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Callable
+import mmap
+import os
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from imgpipe.imaging._bmp import probe_bmp
@@ -60,6 +63,27 @@ def inspect(f: IO[bytes], limits: Limits) -> Header:
     try:
         f.seek(0)
         fmt = sniff(f.read(HEAD_SIZE))
-        return upright(_PROBES[fmt](Source(f), limits))
+        with _source(f) as src:
+            return upright(_PROBES[fmt](src, limits))
     finally:
         f.seek(position)
+
+
+@contextlib.contextmanager
+def _source(f: IO[bytes]) -> Iterator[Source]:
+    """A file on disk is mapped: the walk through its chunks then makes no system call.
+
+    Read through the file object, each chunk header was a seek and a read, and each read let
+    go of the GIL. The probe runs on a thread beside the busy event loop, so every one of them
+    was a hand-over of the GIL: a 5 MB PNG's 90 chunks cost about 0.5 ms of CPU more than
+    mapped (``bench/``'s pipeline, png-rgb). Anything else (bytes in memory) is read as it is.
+    """
+    if not isinstance(f, (io.BufferedReader, io.BufferedRandom, io.FileIO)):
+        yield Source.of_file(f)
+        return
+    f.flush()
+    if os.fstat(f.fileno()).st_size == 0:  # nothing to map; the probe reports what is missing
+        yield Source.of_file(f)
+        return
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        yield Source.of_buffer(mapped)

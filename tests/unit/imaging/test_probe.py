@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
+from pathlib import Path
 from typing import IO
 
 import pytest
@@ -476,3 +477,63 @@ def test_a_gif_split_into_millions_of_tiny_blocks_is_refused_rather_than_walked(
     data = b"GIF89a" + struct.pack("<HH", 4, 4) + b"\x00\x00\x00" + frame * 600 + b";"
     with pytest.raises(ImageTooLarge, match="data blocks"):
         probe_bytes(data, Limits())
+
+
+def _outcome(f: IO[bytes]) -> object:
+    try:
+        return inspect(f, LIMITS)
+    except (EmptyUpload, UnsupportedImage, CorruptImage, ImageTooLarge) as exc:
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize("row", rows(), ids=lambda r: r.path)
+def test_a_file_on_disk_mapped_probes_as_the_same_bytes_read_from_memory(row: Row) -> None:
+    with row.file.open("rb") as on_disk:
+        mapped = _outcome(on_disk)
+    assert mapped == _outcome(io.BytesIO(row.read()))
+
+
+class _CountingFile(io.BufferedReader):
+    reads = 0
+
+    def read(self, n: int | None = -1, /) -> bytes:
+        self.reads += 1
+        return super().read(n)
+
+
+def test_a_png_on_disk_is_walked_without_reading_the_file_chunk_by_chunk(tmp_path: Path) -> None:
+    pixels = Image.frombytes("RGB", (512, 512), random.Random(3).randbytes(512 * 512 * 3))
+    path = tmp_path / "many-chunks.png"
+    pixels.save(path, "PNG", compress_level=0)
+    chunks = _png_chunk_count(path.read_bytes())
+    assert chunks > 8  # Pillow writes its image data in many IDAT chunks
+    with _CountingFile(io.FileIO(path)) as f:
+        assert probe(f, LIMITS) == ImageInfo(ImageFormat.PNG, 512, 512)
+        assert f.reads == 1  # the sniff's head; the chunk walk goes through the mapping
+    with path.open("rb") as plain:
+        read_through = _CountingBytes(plain.read())
+    probe(read_through, LIMITS)
+    assert read_through.reads > chunks  # read through a file object: a read or two per chunk
+
+
+class _CountingBytes(io.BytesIO):
+    reads = 0
+
+    def read(self, n: int | None = -1, /) -> bytes:
+        self.reads += 1
+        return super().read(n)
+
+
+def _png_chunk_count(data: bytes) -> int:
+    count, pos = 0, 8
+    while pos < len(data):
+        count += 1
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+    return count
+
+
+def test_an_empty_file_on_disk_is_an_empty_upload(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with empty.open("rb") as f, pytest.raises(EmptyUpload):
+        probe(f, LIMITS)

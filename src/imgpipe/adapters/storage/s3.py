@@ -244,16 +244,24 @@ def _refusal(status: int, payload: bytes) -> _Refused:
 
 
 class S3Staged:
-    """Spooled here (memory, then a temporary file past 1 MiB); one PUT on commit."""
+    """Spooled here (memory, then a temporary file past 1 MiB); one PUT on commit.
+
+    The temporary file is a plain one (not ``SpooledTemporaryFile``, which wraps it), so the
+    probe can map it rather than read it chunk by chunk.
+    """
 
     def __init__(self, store: S3Store, bucket: str) -> None:
         self._store = store
         self._bucket = bucket
-        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+        self._file: IO[bytes] = io.BytesIO()
         self._size = 0
 
     def write(self, data: bytes) -> None:
         try:
+            if isinstance(self._file, io.BytesIO) and self._size + len(data) > _SPOOL_IN_MEMORY:
+                in_memory, self._file = self._file, tempfile.TemporaryFile()
+                self._file.write(in_memory.getvalue())
+                in_memory.close()
             self._file.write(data)
         except OSError as exc:
             raise StoreUnavailable(f"Could not spool the upload: {exc.strerror}") from exc
