@@ -130,7 +130,8 @@ def _measure_in(
 
     if not quick:
         measured = memwarm.measure()
-        results["machine"]["page-cache writes"] = memwarm.summary(measured, memwarm.warm(gigabytes=4))
+        warmed = {**memwarm.warm(gigabytes=4), "reporting": memwarm.free_page_reporting()}
+        results["machine"]["page-cache writes"] = memwarm.summary(measured, warmed)
     corpus = build_corpus(quick=quick, log=log)
     results["corpus"] = {
         "root": str(corpus.root.relative_to(ROOT)) if corpus.root.is_relative_to(ROOT) else str(corpus.root),
@@ -185,7 +186,11 @@ def _measure_in(
         else:
             ips = results.get("kernel", {}).get("multi_ips", {})
             seconds = 2.0 * _paced(budget, results, "peer", ["peer"], log)
+            # What writing into the page cache costs by now: the uploads of the peer's PNGs do much of it.
+            before_peer = memwarm.measure(megabytes=128)
             _section("peer", results, log, lambda: measure_peer(corpus, exe, ips, work=work, seconds=seconds, log=log))
+            if "peer" in results:
+                results["peer"]["page_cache_ms_per_mb"] = before_peer["fresh_ms_per_mb"]
 
 
 def pipeline_params(scale: float) -> dict[str, Any]:

@@ -21,10 +21,13 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["measure", "summary", "warm"]
+__all__ = ["free_page_reporting", "measure", "summary", "warm"]
 
 _PAGE = mmap.PAGESIZE
 _CHUNK = 1 << 20
+_VIRTIO = Path("/sys/bus/virtio/devices")
+_BALLOON = 0x0005  # virtio device id of the memory balloon
+_REPORTING = 5  # VIRTIO_BALLOON_F_REPORTING: free memory is handed back to the host
 
 
 def _cpu() -> float:
@@ -65,10 +68,35 @@ def warm(gigabytes: float) -> dict[str, float]:
     return {"gigabytes": size / 2**30, "seconds": time.monotonic() - t0}
 
 
+def free_page_reporting(devices: Path = _VIRTIO) -> bool:
+    """Whether this guest hands the memory it frees back to its host (a virtio balloon with free page reporting).
+
+    The host then takes back whatever the guest frees within seconds, and the next write
+    into it faults in the host again: ``warm`` helps only until memory is freed once more, and
+    a write-heavy run pays the host's faults again and again, more the more memory was freed
+    just before it (a stack's files emptied, the kernel tools' processes gone).
+    """
+    for device in devices.glob("*"):
+        try:
+            kind = int((device / "device").read_text(), 16)
+            features = (device / "features").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if kind == _BALLOON and len(features) > _REPORTING and features[_REPORTING] == "1":
+            return True
+    return False
+
+
 def summary(measured: dict[str, float], warmed: dict[str, float]) -> str:
     """One line for the report's machine table."""
     return (
         f"{measured['fresh_ms_per_mb']:.2f} CPU ms per MB into pages this run had not used, "
         f"{measured['reused_ms_per_mb']:.2f} into reused ones; then {warmed['gigabytes']:.1f} GiB of free memory "
         f"touched once ({warmed['seconds']:.1f} s) before any timing (`bench/memwarm.py`)"
+        + (
+            "; this VM hands the memory it frees back to its host (virtio-balloon free page reporting), "
+            "so the warm-up lasts only until memory is freed again, and later writes fault in the host anew"
+            if warmed.get("reporting")
+            else ""
+        )
     )

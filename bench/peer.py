@@ -138,7 +138,7 @@ def measure_peer(
                 rate = kernel_ips.get(cls, {}).get("imgpipe", 10.0)
                 count = max(8, min(80, round(rate * seconds)))
                 runs: dict[str, list[tuple[float | None, int, float]]] = {"thumbor": [], "imgpipe": []}
-                run_process_ms: list[float] = []  # imgpipe's ``run`` process alone: the API and the worker
+                run_process_ms: list[tuple[float, float]] = []  # the ``run`` process alone (API and worker): CPU, OS
                 first, second = ("thumbor", "imgpipe") if n % 2 == 0 else ("imgpipe", "thumbor")
                 for who in (first, second, second, first):
                     if who == "thumbor":
@@ -155,7 +155,8 @@ def measure_peer(
                         cpu = result["cpu_ms_per_image"]
                         cpu_ms = cpu.get("api", 0.0) + cpu.get("kernel", 0.0)
                         runs["imgpipe"].append((result["steady_images_per_s"], result["failed"], cpu_ms))
-                        run_process_ms.append(cpu.get("api", 0.0))
+                        in_os = result["system_s"].get("api", 0.0) * 1000 / max(1, result["n"])
+                        run_process_ms.append((cpu.get("api", 0.0), in_os))
                 row: dict[str, Any] = {}
                 for who, done in runs.items():
                     rates = [r for r, _, _ in done if r is not None]
@@ -164,7 +165,9 @@ def measure_peer(
                     row[f"{who}_failed"] = sum(f for _, f, _ in done)
                     row[f"{who}_cpu_ms"] = sum(c for _, _, c in done) / len(done)
                 row["kernel_ips"] = kernel_ips.get(cls, {}).get("imgpipe")
-                row["imgpipe_run_cpu_ms"] = sum(run_process_ms) / len(run_process_ms)
+                row["imgpipe_run_cpu_ms"] = sum(c for c, _ in run_process_ms) / len(run_process_ms)
+                row["imgpipe_run_system_ms"] = sum(s for _, s in run_process_ms) / len(run_process_ms)
+                row["imgpipe_run_cpu_ms_runs"] = [round(c, 2) for c, _ in run_process_ms]
                 row["bytes_per_image"] = sum(i.bytes for i in items) / len(items)
                 out["classes"][cls] = row
                 log(f"peer: {cls}: imgpipe {row['imgpipe_ips'] or 0:.1f}/s, thumbor {row['thumbor_ips'] or 0:.1f}/s")

@@ -294,6 +294,7 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
                 fmt(ratio(v.get("imgpipe_ips"), v.get("thumbor_ips")), ".2f"),
                 fmt(v.get("imgpipe_cpu_ms"), ".0f"),
                 fmt(v.get("imgpipe_run_cpu_ms")),
+                fmt(v.get("imgpipe_run_system_ms")),
                 fmt(v.get("thumbor_cpu_ms"), ".0f"),
                 str(v.get("thumbor_failed", 0)),
                 fmt(v["bytes_per_image"] / MB, ".2f") if "bytes_per_image" in v else "–",
@@ -313,7 +314,9 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
         "taken between the first and the last job's completion (thumbor's clients keep it busy from the start).",
         f"Each class runs each side {peer.get('rounds', 1)} times, A B B A, the order flipping from class to class;",
         "the rates and CPU figures are the means. CPU ms per image: thumbor's processes;",
-        "imgpipe's `run` process and its kernels, then the `run` process alone (the API and the worker).",
+        "imgpipe's `run` process and its kernels, then the `run` process alone (the API and the worker)",
+        "and the part of it spent in the operating system's kernel.",
+        *_page_cache_cost(peer),
         "",
         *table(
             [
@@ -324,6 +327,7 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
                 "pipeline / thumbor",
                 "imgpipe CPU ms",
                 "of it `run`",
+                "`run` in the OS",
                 "thumbor CPU ms",
                 "thumbor errors",
                 "MB per image",
@@ -331,6 +335,17 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
             rows,
         ),
         *run_process_cost(peer),
+    ]
+
+
+def _page_cache_cost(peer: dict[str, Any]) -> list[str]:
+    """What a MB written into the page cache cost right before this section: every upload stored pays it."""
+    cost = peer.get("page_cache_ms_per_mb")
+    if cost is None:
+        return []
+    return [
+        f"Writing into the page cache cost {cost:.2f} CPU ms per MB just before this section (the machine table "
+        "gives the cost at the start of the run); the `run` process pays it, in the OS, for every MB it stores."
     ]
 
 

@@ -18,6 +18,7 @@ def _row(mb: float, run_ms: float) -> dict[str, Any]:
         "thumbor_ips": 80.0,
         "imgpipe_cpu_ms": run_ms + 20.0,
         "imgpipe_run_cpu_ms": run_ms,
+        "imgpipe_run_system_ms": run_ms / 2,
         "thumbor_cpu_ms": 20.0,
         "bytes_per_image": mb * 1e6,
     }
@@ -39,7 +40,7 @@ def test_the_peer_table_shows_the_run_process_and_the_fit_through_the_classes() 
     rows = {"a": _row(0.5, 5.0), "b": _row(1.5, 6.5), "c": _row(4.0, 10.25)}  # 4.25 ms + 1.5 ms per MB
     lines = peer_section(_peer(rows))
     (row,) = [line for line in lines if line.startswith("| `b`")]
-    assert "| 26 | 6.5 | 20 | 0 | 1.50 |" in row
+    assert "| 26 | 6.5 | 3.2 | 20 | 0 | 1.50 |" in row
     (fit,) = [line for line in lines if line.startswith("imgpipe's `run` process costs")]
     assert "about 4.2 CPU ms per image plus 1.5 per MB uploaded" in fit
 
@@ -60,3 +61,11 @@ def test_a_missed_own_cpu_target_quotes_the_fit() -> None:
     assert line.endswith(
         "splits into 4.2 ms per image and 1.5 per MB uploaded (fitted over the thumbor section's classes)"
     )
+
+
+def test_the_page_cache_cost_before_the_section_is_quoted_when_measured() -> None:
+    rows = {"a": _row(0.5, 5.0)}
+    assert not [line for line in peer_section(_peer(rows)) if line.startswith("Writing into the page cache")]
+    measured = {**_peer(rows), "page_cache_ms_per_mb": 1.234}
+    (line,) = [line for line in peer_section(measured) if line.startswith("Writing into the page cache")]
+    assert "cost 1.23 CPU ms per MB just before this section" in line
