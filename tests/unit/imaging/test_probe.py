@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from imgpipe.domain.errors import CorruptImage, EmptyUpload, ImageTooLarge, UnsupportedImage
+from imgpipe.imaging import probe as probe_module
 from imgpipe.imaging.probe import inspect, probe, probe_bytes
 from imgpipe.imaging.types import ImageFormat, ImageInfo, Limits
 from support.corpus import CORPUS, Row, displayed_size_in_note, rows
@@ -501,7 +502,9 @@ class _CountingFile(io.BufferedReader):
         return super().read(n)
 
 
-def test_a_png_on_disk_is_walked_without_reading_the_file_chunk_by_chunk(tmp_path: Path) -> None:
+def test_a_png_on_disk_is_walked_without_reading_the_file_chunk_by_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pixels = Image.frombytes("RGB", (512, 512), random.Random(3).randbytes(512 * 512 * 3))
     path = tmp_path / "many-chunks.png"
     pixels.save(path, "PNG", compress_level=0)
@@ -514,6 +517,10 @@ def test_a_png_on_disk_is_walked_without_reading_the_file_chunk_by_chunk(tmp_pat
         read_through = _CountingBytes(plain.read())
     probe(read_through, LIMITS)
     assert read_through.reads > chunks  # read through a file object: a read or two per chunk
+    monkeypatch.setattr(probe_module, "_MAP_AT_MOST", path.stat().st_size - 1)
+    with _CountingFile(io.FileIO(path)) as big:
+        assert probe(big, LIMITS) == ImageInfo(ImageFormat.PNG, 512, 512)
+        assert big.reads > chunks  # past the size it maps, a file is read as before
 
 
 class _CountingBytes(io.BytesIO):
