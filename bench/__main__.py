@@ -186,7 +186,7 @@ def _measure_in(
         else:
             ips = results.get("kernel", {}).get("multi_ips", {})
             seconds = 2.0 * _paced(budget, results, "peer", ["peer"], log)
-            # What writing into the page cache costs by now: the uploads of the peer's PNGs do much of it.
+            # What writing into the page cache costs at this point of the run: every upload stored pays it.
             before_peer = memwarm.measure(megabytes=128)
             _section("peer", results, log, lambda: measure_peer(corpus, exe, ips, work=work, seconds=seconds, log=log))
             if "peer" in results:

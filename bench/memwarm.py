@@ -71,10 +71,9 @@ def warm(gigabytes: float) -> dict[str, float]:
 def free_page_reporting(devices: Path = _VIRTIO) -> bool:
     """Whether this guest hands the memory it frees back to its host (a virtio balloon with free page reporting).
 
-    The host then takes back whatever the guest frees within seconds, and the next write
-    into it faults in the host again: ``warm`` helps only until memory is freed once more, and
-    a write-heavy run pays the host's faults again and again, more the more memory was freed
-    just before it (a stack's files emptied, the kernel tools' processes gone).
+    The host then takes back what the guest frees (in 2 MB blocks, within seconds), and the
+    next write into it faults in the host again: ``warm`` helps only until memory is freed once
+    more. The peer section measures the page-cache cost again just before it runs.
     """
     for device in devices.glob("*"):
         try:

@@ -77,7 +77,7 @@ _MAP_AT_MOST = 16 * 1024 * 1024
 
 @contextlib.contextmanager
 def _source(f: IO[bytes]) -> Iterator[Source]:
-    """A file on disk is mapped: the walk through its chunks then makes no system call.
+    """A file on disk (up to ``_MAP_AT_MOST``) is mapped: the walk through its chunks then makes no system call.
 
     Read through the file object, each chunk header was a seek and a read, and each read let
     go of the GIL. The probe runs on a thread beside the busy event loop, so every one of them
