@@ -435,10 +435,12 @@ class _Counting(io.BytesIO):
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
         self.bytes_read = 0
+        self.reads = 0
 
     def read(self, n: int | None = -1, /) -> bytes:
         data = super().read(n)
         self.bytes_read += len(data)
+        self.reads += 1
         return data
 
 
@@ -514,21 +516,13 @@ def test_a_png_on_disk_is_walked_without_reading_the_file_chunk_by_chunk(
         assert probe(f, LIMITS) == ImageInfo(ImageFormat.PNG, 512, 512)
         assert f.reads == 1  # the sniff's head; the chunk walk goes through the mapping
     with path.open("rb") as plain:
-        read_through = _CountingBytes(plain.read())
+        read_through = _Counting(plain.read())
     probe(read_through, LIMITS)
     assert read_through.reads > chunks  # read through a file object: a read or two per chunk
     monkeypatch.setattr(probe_module, "_MAP_AT_MOST", path.stat().st_size - 1)
     with _CountingFile(io.FileIO(path)) as big:
         assert probe(big, LIMITS) == ImageInfo(ImageFormat.PNG, 512, 512)
         assert big.reads > chunks  # past the size it maps, a file is read as before
-
-
-class _CountingBytes(io.BytesIO):
-    reads = 0
-
-    def read(self, n: int | None = -1, /) -> bytes:
-        self.reads += 1
-        return super().read(n)
 
 
 def _png_chunk_count(data: bytes) -> int:
