@@ -54,8 +54,8 @@ def _forget(fd: int) -> None:
     before instead of the pages the last ones freed. On this project's VM, whose host takes freed
     memory back (virtio-balloon free page reporting), writing into such memory cost up to 6 times
     more: a 5 MB PNG upload 23-25 ms of CPU late in a long run, 11-12 with this. The original was
-    synced when it was accepted, so its pages are
-    clean and simply go. Where there is no ``posix_fadvise``, or it fails, they stay.
+    synced when it was accepted, so its pages are clean and simply go. Where there is no
+    ``posix_fadvise``, or it fails, they stay.
     """
     if hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):
