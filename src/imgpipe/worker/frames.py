@@ -21,8 +21,9 @@ PREFIX = struct.Struct("<IQ")  # header length, payload length
 
 
 def pack(header: dict[str, Any], payload: bytes = b"") -> list[bytes]:
+    """The frame in two parts: the prefix with the header (one write, one wake-up of the reader), then the payload."""
     head = json.dumps(header, separators=(",", ":")).encode()
-    return [PREFIX.pack(len(head), len(payload)), head, payload]
+    return [PREFIX.pack(len(head), len(payload)) + head, payload]
 
 
 def unpack_prefix(prefix: bytes) -> tuple[int, int]:
