@@ -86,3 +86,54 @@ async def test_an_object_and_its_name_reach_the_disk_before_the_write_returns(
             "fsync folder objects/other/b/c",
         ]
     assert (tmp_path / "objects/bucket/original.jpg").read_bytes() == b"original"
+
+
+async def test_writes_into_existing_or_new_job_folders_make_no_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each system call on the store's pool thread is a hand-over of the GIL: the folder is
+    # made by trying mkdir, never looked at first.
+    import os
+
+    calls: list[str] = []
+    real_stat = os.stat
+
+    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        calls.append(str(path))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    async with LocalStore(tmp_path / "objects") as store:
+        await store.ensure_bucket("bucket")
+        monkeypatch.setattr(os, "stat", stat)
+        await store.put("bucket", "job/thumbnail.jpg", b"new folder", "image/jpeg")
+        await store.put("bucket", "job/small.jpg", b"existing folder", "image/jpeg")
+        staged = store.stage("bucket")
+        staged.write(b"original")
+        await staged.commit("original.jpg", "image/jpeg")
+    assert calls == []
+    assert (tmp_path / "objects/bucket/job/thumbnail.jpg").read_bytes() == b"new folder"
+    assert (tmp_path / "objects/bucket/job/small.jpg").read_bytes() == b"existing folder"
+    assert (tmp_path / "objects/bucket/original.jpg").read_bytes() == b"original"
+
+
+async def test_an_upload_staged_after_its_bucket_folder_went_away_makes_it_again(tmp_path: Path) -> None:
+    import shutil
+
+    async with LocalStore(tmp_path / "objects") as store:
+        await store.ensure_bucket("bucket")
+        shutil.rmtree(tmp_path / "objects")
+        staged = store.stage("bucket")
+        staged.write(b"original")
+        await staged.commit("nested/original.jpg", "image/jpeg")
+        assert await store.get("bucket", "nested/original.jpg") == b"original"
+        assert await store.list("bucket") == ["nested/original.jpg"]
+
+
+async def test_a_big_object_is_written_whole(tmp_path: Path) -> None:
+    import os
+
+    data = os.urandom(9 * 1024 * 1024 + 3)
+    async with LocalStore(tmp_path / "objects") as store:
+        await store.put("bucket", "job/big.png", data, "image/png")
+        assert await store.get("bucket", "job/big.png") == data
+    assert [p.name for p in (tmp_path / "objects/bucket/job").iterdir()] == ["big.png"]  # no temporary left

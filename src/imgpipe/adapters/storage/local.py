@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -51,24 +51,31 @@ class LocalStore:
 
     async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         with _unavailable_on_os_error(bucket, key):
-            await asyncio.to_thread(self._write, self._path(bucket, key), lambda f: f.write(data))
+            await asyncio.to_thread(self._write, self._path(bucket, key), data)
 
     def stage(self, bucket: str) -> LocalStaged:
         folder = self._root / bucket
         with _unavailable_on_os_error(bucket, "(staged upload)"):
-            _make_folders(folder)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+            try:
+                fd, tmp = _temporary(folder)
+            except FileNotFoundError:  # the bucket's folder is not there (yet): make it, once
+                _make_folders(folder)
+                fd, tmp = _temporary(folder)
         return LocalStaged(self, bucket, Path(tmp), os.fdopen(fd, "w+b"))
 
     @staticmethod
-    def _write(path: Path, fill: Callable[[IO[bytes]], object]) -> None:
+    def _write(path: Path, data: bytes) -> None:
+        """On a pool thread: as few system calls as the write needs, each one a hand-over of the GIL."""
         _make_folders(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        fd, tmp = _temporary(path.parent)
         try:
-            with os.fdopen(fd, "wb") as out:
-                fill(out)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                view = memoryview(data)
+                while view:  # straight to the descriptor: a file object would stat, ioctl and seek it first
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)  # atomic: readers see the old object or the new, never a part
             _sync_folder(path.parent)
         except BaseException:
@@ -155,7 +162,8 @@ class LocalStaged:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-        _make_folders(path.parent)
+        if path.parent != self._tmp.parent:  # the staged file's own folder is there
+            _make_folders(path.parent)
         os.replace(self._tmp, path)  # atomic: readers see the old object or the new, never a part
         self._ended = True
         _sync_folder(path.parent)
@@ -173,17 +181,24 @@ def _make_folders(folder: Path) -> None:
 
     An object's own folder sync keeps its name, not the folder's: without the parent's sync, a
     power loss could lose a new folder (a job's variants) with the synced objects inside it.
-    One stat when the folder exists, as ``mkdir(exist_ok=True)`` cost.
+    One ``mkdir`` when the folder exists or only it is missing (a job's variants), no stat first.
+    A file in the folder's place is left for the write into it to fail on, as before.
     """
-    missing = []
-    while not folder.is_dir():
-        missing.append(folder)
-        folder = folder.parent
-    for new in reversed(missing):
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        _make_folders(folder.parent)
         # Made by another writer meanwhile: it syncs the parent too, but maybe after this write returns.
         with contextlib.suppress(FileExistsError):
-            new.mkdir()
-        _sync_folder(new.parent)
+            os.mkdir(folder)
+    _sync_folder(folder.parent)
+
+
+def _temporary(folder: Path) -> tuple[int, str]:
+    """A new, empty file in ``folder`` that no other writer picks: its descriptor and path."""
+    return tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
 
 
 def _sync_folder(folder: Path) -> None:
