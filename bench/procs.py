@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,10 @@ import psutil
 
 __all__ = [
     "Proc",
+    "Running",
     "S3Server",
+    "answers_within",
+    "delete_queues",
     "drop_queues",
     "free_port",
     "imgpipe_env",
@@ -58,8 +61,23 @@ def imgpipe_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+class Running:
+    """``pid`` and ``alive`` of the child process a subclass holds as ``process`` (the tests' processes too)."""
+
+    process: subprocess.Popen[bytes] | None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
 @dataclass
-class Proc:
+class Proc(Running):
     """One child process whose output goes to a log file."""
 
     args: list[str]
@@ -72,15 +90,6 @@ class Proc:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def tail(self, chars: int = 4000) -> str:
         try:
@@ -110,18 +119,30 @@ class Proc:
                 pass
 
 
-def wait_for_http(url: str, proc: Proc, timeout: float = 60) -> None:
+def answers_within(url: str, alive: Callable[[], bool], timeout: float) -> str | None:
+    """Poll ``url`` until it answers 200 (None), the process behind it ends ("exited") or time runs out ("timeout").
+
+    The benchmark's and the tests' ``wait_for_http`` share this; each words the failure its own way.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not proc.alive:
-            raise RuntimeError(f"{' '.join(proc.args[-2:])} exited early:\n{proc.tail()}")
+        if not alive():
+            return "exited"
         try:
             if httpx.get(url, timeout=1).status_code == 200:
-                return
+                return None
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout:g} s:\n{proc.tail()}")
+    return "timeout"
+
+
+def wait_for_http(url: str, proc: Proc, timeout: float = 60) -> None:
+    failure = answers_within(url, lambda: proc.alive, timeout)
+    if failure == "exited":
+        raise RuntimeError(f"{' '.join(proc.args[-2:])} exited early:\n{proc.tail()}")
+    if failure is not None:
+        raise RuntimeError(f"{url} did not answer within {timeout:g} s:\n{proc.tail()}")
 
 
 @dataclass
@@ -186,15 +207,17 @@ def throwaway_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def drop_queues(queue: str, amqp_url: str = AMQP_URL) -> None:
-    """Delete a run's job queue and its dead-letter queue."""
+async def delete_queues(amqp_url: str, queue: str) -> None:
+    """Delete a job queue and its dead-letter queue (the tests' ``drop_queues`` awaits this too)."""
     import aio_pika
 
-    async def drop() -> None:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for name in (queue, f"{queue}.dead"):
-                await channel.queue_delete(name)
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in (queue, f"{queue}.dead"):
+            await channel.queue_delete(name)
 
-    asyncio.run(drop())
+
+def drop_queues(queue: str, amqp_url: str = AMQP_URL) -> None:
+    """Delete a run's job queue and its dead-letter queue."""
+    asyncio.run(delete_queues(amqp_url, queue))

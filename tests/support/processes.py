@@ -11,28 +11,21 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
-import httpx
 import psutil
 import pytest
+from bench.procs import Running, answers_within, imgpipe_env
 
 __all__ = ["ImgpipeProcess", "attach_output_on_failure", "run_command", "wait_for_http", "wait_for_output"]
 
 _IMGPIPE = [sys.executable, "-m", "imgpipe.cli"]
 
 
-def base_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGPIPE_")}
-    env.update({"IMGPIPE_LOG_FORMAT": "json", "IMGPIPE_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
-    env.update(extra)
-    return env
-
-
 def run_command(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_IMGPIPE, *args], env=base_env(env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*_IMGPIPE, *args], env=imgpipe_env(env), capture_output=True, text=True, timeout=timeout)
 
 
 @dataclass
-class ImgpipeProcess:
+class ImgpipeProcess(Running):
     """One ``imgpipe <command>`` process; its output goes to a file the test can print on failure."""
 
     command: str
@@ -43,18 +36,9 @@ class ImgpipeProcess:
 
     def start(self) -> ImgpipeProcess:
         self.process = subprocess.Popen(
-            [*_IMGPIPE, self.command], env=base_env(self.env), stdout=self.log, stderr=subprocess.STDOUT
+            [*_IMGPIPE, self.command], env=imgpipe_env(self.env), stdout=self.log, stderr=subprocess.STDOUT
         )
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def output(self) -> str:
         try:
@@ -110,17 +94,11 @@ class ImgpipeProcess:
 
 
 def wait_for_http(url: str, process: ImgpipeProcess, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.alive:
-            raise AssertionError(f"imgpipe {process.command} exited early:\n{process.output()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout} s:\n{process.output()}")
+    failure = answers_within(url, lambda: process.alive, timeout)
+    if failure == "exited":
+        raise AssertionError(f"imgpipe {process.command} exited early:\n{process.output()}")
+    if failure is not None:
+        raise AssertionError(f"{url} did not answer within {timeout} s:\n{process.output()}")
 
 
 def wait_for_output(process: ImgpipeProcess, text: str, timeout: float = 30) -> None:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
+from bench.procs import delete_queues
 
 T = TypeVar("T")
 
@@ -155,13 +156,4 @@ def start_s3_server() -> S3Server:
 
 def drop_queues(amqp_url: str, queue: str) -> None:
     """Delete a test's job queue and its dead-letter queue."""
-    import aio_pika
-
-    async def drop() -> None:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for name in (queue, f"{queue}.dead"):
-                await channel.queue_delete(name)
-
-    run_sync(drop())
+    run_sync(delete_queues(amqp_url, queue))
