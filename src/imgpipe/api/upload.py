@@ -131,7 +131,7 @@ class _Collector:
     def _data(self, data: bytes, start: int, end: int) -> None:
         if not self.part.is_file or self.done_with_file:
             return
-        chunk = data[start:end]
+        chunk = memoryview(data)[start:end]  # a view: the hash, the sniff and the sink each read it, none keeps it
         self.size += len(chunk)
         if self.size > self.max_bytes:
             raise too_large(self.max_bytes)

@@ -121,10 +121,11 @@ class Staged(Protocol):
     """An object being written as its bytes arrive, invisible until ``commit`` names it.
 
     ``write`` runs on the event loop for each received chunk and must stay cheap (a
-    buffered or page-cache write). Exactly one of ``commit`` or ``discard`` ends it.
+    buffered or page-cache write); it copies what it keeps, as ``data`` may be a view into
+    the received chunk. Exactly one of ``commit`` or ``discard`` ends it.
     """
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None: ...
 
     def reader(self) -> IO[bytes]:
         """What was written, readable from the start (the caller seeks and reads, never writes)."""

@@ -141,7 +141,7 @@ class LocalStaged:
         self._file = file
         self._ended = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         with _unavailable_on_os_error(self._bucket, "(staged upload)"):
             self._file.write(data)
 

@@ -256,7 +256,7 @@ class S3Staged:
         self._file: IO[bytes] = io.BytesIO()
         self._size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         try:
             if isinstance(self._file, io.BytesIO) and self._size + len(data) > _SPOOL_IN_MEMORY:
                 in_memory, self._file = self._file, tempfile.TemporaryFile()
