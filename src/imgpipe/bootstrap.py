@@ -114,6 +114,8 @@ def build_kernel(settings: Settings) -> ProcessKernel:
         limits=Policy.from_settings(settings).limits,
         timeout_seconds=settings.job_timeout_seconds,
         max_rss_bytes=settings.kernel_max_rss_mb * 1024 * 1024,
+        # Never so much that a kernel process keeping it would soon be replaced for its size.
+        keep_heap_bytes=min(settings.kernel_keep_heap_mb, settings.kernel_max_rss_mb // 2) * 1024 * 1024,
     )
 
 

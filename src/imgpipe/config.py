@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     republish_after_seconds: float = Field(default=10.0, gt=0)
     requeue_pending_after_seconds: float = Field(default=900.0, gt=0)
     kernel_max_rss_mb: int = Field(default=1024, ge=64)
+    # Kept between renders for the next to reuse; at most half of kernel_max_rss_mb (bootstrap.build_kernel).
+    kernel_keep_heap_mb: int = Field(default=256, ge=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else JSON

@@ -12,7 +12,7 @@ from PIL import Image
 
 from imgpipe.domain.errors import CorruptImage, ImageTooLarge, ObjectNotFound, UnsupportedImage
 from imgpipe.imaging.types import Limits, VariantSpec
-from imgpipe.worker.kernel_pool import ProcessKernel, ThreadKernel, child_env
+from imgpipe.worker.kernel_pool import ProcessKernel, ThreadKernel, child_env, malloc_tunables
 from support.corpus import CORPUS
 
 LIMITS = Limits(max_pixels=1_000_000)
@@ -78,7 +78,7 @@ async def test_kernel_processes_run_with_the_huge_page_malloc_tunable(monkeypatc
         [child] = pool._all
         environ = Path(f"/proc/{child.proc.pid}/environ").read_bytes().split(b"\0")  # noqa: ASYNC240 (procfs)
         assert (await pool.render(jpeg((800, 600)), VariantSpec())).width == 256
-    assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in environ
+    assert f"GLIBC_TUNABLES={malloc_tunables()}".encode() in environ
 
 
 @pytest.mark.parametrize("operator", [None, "glibc.malloc.arena_max=2"])
@@ -88,5 +88,5 @@ def test_the_operators_own_tunables_come_after_and_win(operator: str | None, mon
         monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     else:
         monkeypatch.setenv("GLIBC_TUNABLES", operator)
-    expected = "glibc.malloc.hugetlb=1" + (f":{operator}" if operator else "")
+    expected = malloc_tunables() + (f":{operator}" if operator else "")
     assert child_env()["GLIBC_TUNABLES"] == expected

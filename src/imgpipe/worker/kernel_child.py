@@ -1,6 +1,6 @@
 """The kernel child process: read a request frame on stdin, render, write the reply frame on stdout.
 
-Run as ``python -m imgpipe.worker.kernel_child MAX_PIXELS [TRIM_ABOVE_BYTES]``. It exits
+Run as ``python -m imgpipe.worker.kernel_child MAX_PIXELS [KEEP_HEAP_BYTES]``. It exits
 when its stdin closes, so it never outlives the worker that started it.
 """
 
@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from imgpipe.imaging.types import Limits
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-# glibc keeps the heap a big render grew. Measured over three passes of bench/'s corpus in one process
-# (24 MP progressive JPEGs, AVIF, HEIC, a 16 MP PNG): 178 MB kept against 35 at the start. Handing the
-# free part back (malloc_trim) costs 1-2 ms, so it runs only after a render leaves more than this:
-# 90 MB after the same passes, 12 trims in 87 renders. It runs after the reply is sent, not on the job's path.
-TRIM_ABOVE = 128 * 2**20
+# A kernel process keeps this much memory (RSS) between renders. Past it, the heap's free pages go back
+# to the system (malloc_trim, 1-2 ms) after the reply, not on the job's path. Below it, the next render
+# reuses the pages the last one freed: with the malloc thresholds ``kernel_pool.child_env`` sets, big
+# decode buffers come from the heap instead of fresh mappings the OS faults in and zeroes at every
+# render (8 % of the kernel processes' CPU in the pipeline, all in ``clear_page``). Measured over three
+# shuffled passes of bench/'s corpus in one process: 62 against 71-73 ms per image, 0.3-1.5 ms of it in
+# the OS against 9-10; the process then holds 250-265 MB against 120-190.
+KEEP_HEAP = 256 * 2**20
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -67,15 +70,15 @@ def _heap_trimmer() -> Callable[[int], int] | None:
     return trim
 
 
-def release_heap(rss: int, trim_above: int, trim: Callable[[int], int] | None) -> bool:
-    """Give the heap's free pages back after a render that left the process above ``trim_above``."""
-    if trim is None or rss <= trim_above:
+def release_heap(rss: int, keep: int, trim: Callable[[int], int] | None) -> bool:
+    """Give the heap's free pages back after a render that left the process above ``keep``."""
+    if trim is None or rss <= keep:
         return False
     trim(0)
     return True
 
 
-def serve(max_pixels: int, trim_above: int = TRIM_ABOVE) -> None:
+def serve(max_pixels: int, keep_heap: int = KEEP_HEAP) -> None:
     from imgpipe.imaging import kernel
     from imgpipe.imaging.types import Limits
 
@@ -101,7 +104,7 @@ def serve(max_pixels: int, trim_above: int = TRIM_ABOVE) -> None:
         reply["rss"] = _rss_bytes()
         _write_all(reply_fd, pack(reply, data))
         payload = data = b""  # the original and the variant go back to the heap before it is trimmed
-        release_heap(reply["rss"], trim_above, trim)
+        release_heap(reply["rss"], keep_heap, trim)
 
 
 def _answer(request: dict[str, Any], payload: bytes, limits: Limits) -> tuple[dict[str, Any], bytes]:

@@ -21,9 +21,9 @@ from imgpipe.domain import errors
 from imgpipe.domain.errors import ImgpipeError, ProcessingCrashed, ProcessingTimeout
 from imgpipe.imaging.types import Limits, Rendered, VariantSpec
 from imgpipe.worker.frames import PREFIX, pack, read_original, unpack_prefix
-from imgpipe.worker.kernel_child import TRIM_ABOVE
+from imgpipe.worker.kernel_child import KEEP_HEAP
 
-__all__ = ["ProcessKernel", "ThreadKernel", "child_env"]
+__all__ = ["ProcessKernel", "ThreadKernel", "child_env", "malloc_tunables"]
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,25 @@ class _Child:
         await self.proc.wait()
 
 
-def child_env() -> dict[str, str]:
-    """This process's environment plus the kernel's malloc tunable; one the operator set comes later and wins."""
+def malloc_tunables(keep_heap_bytes: int = KEEP_HEAP) -> str:
+    """glibc's malloc settings for a kernel process that keeps ``keep_heap_bytes`` between renders.
+
+    Allocations up to that size come from the heap (``mmap_threshold``) and the heap's free top stays
+    up to it (``trim_threshold``): a render reuses the pages the last one freed, where a fresh mapping
+    is faulted in and zeroed again (``kernel_child.KEEP_HEAP`` has the figures). Larger buffers are
+    mapped and handed back at once, as before. 0 keeps nothing: glibc's own, adaptive thresholds.
+    """
+    if keep_heap_bytes <= 0:
+        return _HUGE_PAGES
+    return f"{_HUGE_PAGES}:glibc.malloc.mmap_threshold={keep_heap_bytes}:glibc.malloc.trim_threshold={keep_heap_bytes}"
+
+
+def child_env(keep_heap_bytes: int = KEEP_HEAP) -> dict[str, str]:
+    """This process's environment plus the kernel's malloc tunables; those the operator set come later and win."""
     env = dict(os.environ)
     own = env.get("GLIBC_TUNABLES")
-    env["GLIBC_TUNABLES"] = f"{_HUGE_PAGES}:{own}" if own else _HUGE_PAGES
+    ours = malloc_tunables(keep_heap_bytes)
+    env["GLIBC_TUNABLES"] = f"{ours}:{own}" if own else ours
     return env
 
 
@@ -69,13 +83,14 @@ class ProcessKernel:
         limits: Limits,
         timeout_seconds: float,
         max_rss_bytes: int = 1 << 30,
-        trim_above_bytes: int = TRIM_ABOVE,
+        keep_heap_bytes: int = KEEP_HEAP,
     ) -> None:
+        """``keep_heap_bytes``: the memory a kernel process keeps between renders to reuse (0: none)."""
         self._size = processes
         self._limits = limits
         self._timeout = timeout_seconds
         self._max_rss = max_rss_bytes
-        self._trim_above = trim_above_bytes
+        self._keep_heap = keep_heap_bytes
         self._idle: asyncio.Queue[_Child] = asyncio.Queue()
         self._all: set[_Child] = set()
 
@@ -101,10 +116,10 @@ class ProcessKernel:
             "-m",
             "imgpipe.worker.kernel_child",
             str(self._limits.max_pixels),
-            str(self._trim_above),
+            str(self._keep_heap),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env=child_env(),
+            env=child_env(self._keep_heap),
         )
         child = _Child(proc)
         self._all.add(child)
