@@ -28,10 +28,10 @@ __all__ = ["ProcessKernel", "ThreadKernel", "child_env", "malloc_tunables"]
 log = logging.getLogger(__name__)
 
 _PIPE_SLICE = 1 << 20
-# Big decode buffers are fresh mmaps at every render (libjpeg's whole-image coefficient
-# arrays for a progressive file: 72 MB at 24 MP). Advised as transparent huge pages they
-# fault in 512 times less often: a 24 MP progressive JPEG 79 -> 56 ms, the other formats
-# unchanged (bench/ corpus, one core). glibc 2.35 and later; anything else ignores it.
+# Big decode buffers (libjpeg's whole-image coefficient arrays for a progressive file: 72 MB
+# at 24 MP) advised as transparent huge pages fault in 512 times less often: measured when
+# they were fresh mappings at every render, a 24 MP progressive JPEG 79 -> 56 ms, the other
+# formats unchanged (bench/ corpus, one core). glibc 2.35 and later; anything else ignores it.
 _HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
 
