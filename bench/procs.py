@@ -23,7 +23,6 @@ __all__ = [
     "Proc",
     "Running",
     "S3Server",
-    "answers_within",
     "delete_queues",
     "drop_queues",
     "free_port",
@@ -31,6 +30,7 @@ __all__ = [
     "reachable",
     "start_s3_server",
     "throwaway_database",
+    "wait_for_answer",
     "wait_for_http",
 ]
 
@@ -119,30 +119,28 @@ class Proc(Running):
                 pass
 
 
-def answers_within(url: str, alive: Callable[[], bool], timeout: float) -> str | None:
-    """Poll ``url`` until it answers 200 (None), the process behind it ends ("exited") or time runs out ("timeout").
-
-    The benchmark's and the tests' ``wait_for_http`` share this; each words the failure its own way.
-    """
+def wait_for_answer(url: str, alive: Callable[[], bool], timeout: float, failed: Callable[[bool], Exception]) -> None:
+    """Poll ``url`` until it answers 200; raise ``failed(True)`` if the process behind it ends first, and
+    ``failed(False)`` when time runs out. The benchmark's and the tests' ``wait_for_http`` share it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():
-            return "exited"
+            raise failed(True)
         try:
             if httpx.get(url, timeout=1).status_code == 200:
-                return None
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    return "timeout"
+    raise failed(False)
 
 
 def wait_for_http(url: str, proc: Proc, timeout: float = 60) -> None:
-    failure = answers_within(url, lambda: proc.alive, timeout)
-    if failure == "exited":
-        raise RuntimeError(f"{' '.join(proc.args[-2:])} exited early:\n{proc.tail()}")
-    if failure is not None:
-        raise RuntimeError(f"{url} did not answer within {timeout:g} s:\n{proc.tail()}")
+    def failed(exited: bool) -> RuntimeError:
+        why = f"{' '.join(proc.args[-2:])} exited early" if exited else f"{url} did not answer within {timeout:g} s"
+        return RuntimeError(f"{why}:\n{proc.tail()}")
+
+    wait_for_answer(url, lambda: proc.alive, timeout, failed)
 
 
 @dataclass

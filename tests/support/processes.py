@@ -13,7 +13,7 @@ from typing import IO
 
 import psutil
 import pytest
-from bench.procs import Running, answers_within, imgpipe_env
+from bench.procs import Running, imgpipe_env, wait_for_answer
 
 __all__ = ["ImgpipeProcess", "attach_output_on_failure", "run_command", "wait_for_http", "wait_for_output"]
 
@@ -94,11 +94,11 @@ class ImgpipeProcess(Running):
 
 
 def wait_for_http(url: str, process: ImgpipeProcess, timeout: float = 30) -> None:
-    failure = answers_within(url, lambda: process.alive, timeout)
-    if failure == "exited":
-        raise AssertionError(f"imgpipe {process.command} exited early:\n{process.output()}")
-    if failure is not None:
-        raise AssertionError(f"{url} did not answer within {timeout} s:\n{process.output()}")
+    def failed(exited: bool) -> AssertionError:
+        why = f"imgpipe {process.command} exited early" if exited else f"{url} did not answer within {timeout} s"
+        return AssertionError(f"{why}:\n{process.output()}")
+
+    wait_for_answer(url, lambda: process.alive, timeout, failed)
 
 
 def wait_for_output(process: ImgpipeProcess, text: str, timeout: float = 30) -> None:
