@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -55,6 +56,18 @@ async def waiting(repo: SqlJobRepository, job_id: UUID) -> tuple[int, asyncio.Ta
     return seen, woken
 
 
+@asynccontextmanager
+async def a_waiter(
+    listening: SqlJobRepository, writing: SqlJobRepository
+) -> AsyncIterator[tuple[UUID, int, asyncio.Task[bool]]]:
+    """While ``listening`` hears status changes: a new job ``writing`` added, and a long-poll on it already waiting."""
+    async with listening.listen():
+        await until_listening(listening)
+        job_id = await new_job(writing)
+        seen, woken = await waiting(listening, job_id)
+        yield job_id, seen, woken
+
+
 async def new_job(repo: SqlJobRepository) -> UUID:
     job_id, now = uuid4(), datetime.now(UTC)
     original = Variant(ORIGINAL, "orig", f"{job_id}.jpg", "image/jpeg", 640, 480, 12345, "blake3:" + "ab" * 32, "jpeg")
@@ -67,10 +80,7 @@ async def test_a_status_change_written_elsewhere_wakes_the_listening_side(
 ) -> None:
     api, worker, _ = pair
     assert not api.changes_pushed  # not listening yet: long-polls poll
-    async with api.listen():
-        await until_listening(api)
-        job_id = await new_job(worker)
-        seen, woken = await waiting(api, job_id)
+    async with a_waiter(api, worker) as (job_id, seen, woken):
         claimed = await worker.claim(job_id, lease=LEASE, takeover=False)
         assert claimed is not None
         assert await woken  # a wait that no notification ends returns False at PATIENCE
@@ -100,10 +110,7 @@ async def test_a_change_written_by_the_listening_process_itself_counts_once(
     # `imgpipe run` on PostgreSQL and RabbitMQ: the API and a worker share one repository,
     # which hears its own writes announced as well.
     both, _, _ = pair
-    async with both.listen():
-        await until_listening(both)
-        job_id = await new_job(both)
-        seen, woken = await waiting(both, job_id)
+    async with a_waiter(both, both) as (job_id, seen, woken):
         claimed = await both.claim(job_id, lease=LEASE, takeover=False)
         assert claimed is not None
         assert await woken  # by the announcement
@@ -122,10 +129,7 @@ async def test_a_lost_connection_wakes_every_waiter_and_listening_resumes(
     pair: tuple[SqlJobRepository, SqlJobRepository, str],
 ) -> None:
     api, worker, conninfo = pair
-    async with api.listen():
-        await until_listening(api)
-        job_id = await new_job(worker)
-        seen, woken = await waiting(api, job_id)
+    async with a_waiter(api, worker) as (job_id, seen, woken):
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as admin:
             cursor = await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
