@@ -118,6 +118,7 @@ def measure_kernel(corpus: Corpus, *, rounds: int, phase_seconds: float, log: Ca
         "seconds": time.monotonic() - t0,
         "single_seconds": single_seconds,
         "single_others_cpu_s": others,
+        "glibc_tunables": clean_env().get("GLIBC_TUNABLES", ""),  # what every tool ran with, for the report
     }
 
 

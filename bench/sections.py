@@ -6,7 +6,6 @@ from typing import Any
 
 from bench.renderers import TOOLS
 from bench.stats import line_fit, ratio
-from imgpipe.worker.kernel_pool import malloc_tunables
 
 __all__ = ["fmt", "kernel_section", "memory_section", "peer_section", "pipeline_section", "run_process_fit", "table"]
 
@@ -43,9 +42,8 @@ def kernel_section(k: dict[str, Any]) -> list[str]:
         "Each round times every (tool, file) pair once, in a new random order; a class's figure is the mean of",
         f"its files' medians. Other processes on the machine used {k.get('single_others_cpu_s', 0):.0f} CPU seconds "
         f"during these {k.get('single_seconds', 0):.0f} s. Every tool runs in the environment imgpipe gives its",
-        f"kernel processes (`GLIBC_TUNABLES={malloc_tunables()}`: big buffers in transparent huge pages, from a heap",
-        "that keeps its pages between renders), so none is charged page faults the others are spared; thumbor,",
-        "below, too. Tools:",
+        f"kernel processes{_tunables(k)}, so none is charged page faults the others are spared; thumbor, below, too.",
+        "Tools:",
         "",
         *[f"- **{t}**: {TOOLS[t][0]}" for t in tools],
         *([f"- not measured: {', '.join(missing)}"] if missing else []),
@@ -338,6 +336,14 @@ def peer_section(peer: dict[str, Any]) -> list[str]:
         ),
         *run_process_cost(peer),
     ]
+
+
+def _tunables(k: dict[str, Any]) -> str:
+    """The malloc settings the kernel section ran with, as recorded (older results have none)."""
+    tunables = k.get("glibc_tunables")
+    if not tunables:
+        return ""
+    return f" (`GLIBC_TUNABLES={tunables}`: big buffers in transparent huge pages, from a heap that keeps its pages)"
 
 
 def _page_cache_cost(peer: dict[str, Any]) -> list[str]:

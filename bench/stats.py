@@ -43,10 +43,8 @@ def line_fit(points: Sequence[tuple[float, float]]) -> tuple[float, float] | Non
     """Least-squares ``y = a + b x`` through ``points``: (a, b); None for fewer than three or one x only."""
     if len(points) < 3:
         return None
-    xs, ys = [x for x, _ in points], [y for _, y in points]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
+    try:
+        slope, intercept = statistics.linear_regression([x for x, _ in points], [y for _, y in points])
+    except statistics.StatisticsError:  # every x the same: no slope to fit
         return None
-    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
-    return my - slope * mx, slope
+    return intercept, slope
