@@ -31,7 +31,7 @@ async def test_a_put_object_reads_back_byte_for_byte(store: Any, bucket: str) ->
 
 @pytest.mark.parametrize("mib", [3, 9], ids=["spooled", "streamed"])  # S3: sent from memory, or from its file
 async def test_a_staged_object_is_invisible_until_committed_whole(store: Any, bucket: str, mib: int) -> None:
-    data = b"\xff\xd8" + b"x" * (mib * 1024 * 1024)  # past the S3 spool's in-memory part
+    data = b"\xff\xd8" + b"x" * (mib * 1024 * 1024)  # S3: 9 MiB is past what an upload keeps in memory
     staged = store.stage(bucket)
     for at in range(0, len(data), 65536):
         staged.write(data[at : at + 65536])
@@ -45,7 +45,7 @@ async def test_a_staged_object_is_invisible_until_committed_whole(store: Any, bu
     assert await store.list(bucket) == ["big.jpg"]
 
 
-@pytest.mark.parametrize("side", [256, 1024], ids=["in-memory", "spilled"])  # 0.2 and 3 MiB
+@pytest.mark.parametrize("side", [256, 1800], ids=["in-memory", "spilled"])  # 0.2 and 9.3 MiB
 async def test_a_staged_upload_is_probed_from_its_reader_and_a_big_one_from_a_file(
     store: Any, bucket: str, side: int
 ) -> None:
@@ -59,7 +59,7 @@ async def test_a_staged_upload_is_probed_from_its_reader_and_a_big_one_from_a_fi
         staged.write(data[at : at + 65536])
     reader = staged.reader()
     assert probe(reader, Limits()) == ImageInfo(ImageFormat.PNG, side, side)
-    if len(data) > 1024 * 1024:  # past the S3 spool's memory: a plain file, which the probe maps
+    if len(data) > 8 * 1024 * 1024:  # past what an S3 upload keeps in memory: a plain file, which the probe maps
         assert isinstance(reader, (io.BufferedRandom, io.BufferedReader))
     await staged.commit("probed.png", "image/png")
     assert await store.get(bucket, "probed.png") == data
