@@ -9,14 +9,15 @@ BIN    := $(VENV)/bin
 run: $(VENV)/.installed
 	$(BIN)/imgpipe run
 
-## test: install everything the tests need, then run unit, contract, e2e, browser and CLI tests
-test: $(VENV)/.installed-dev
+## test: install everything the tests need, lint, then run unit, contract, e2e, browser and CLI tests
+test: lint
 	scripts/ensure-chromium
 	$(BIN)/pytest
 
-## lint: ruff and mypy (strict) over the code
+## lint: ruff's checks and formatting, and mypy (strict), over the code
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 ## soak: the full fault soak, 1,000 uploads while workers are killed at random (CI runs 200)

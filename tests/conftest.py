@@ -76,4 +76,3 @@ def queue_name(amqp_url: str) -> Iterator[str]:
 @pytest.fixture
 def bucket_prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
-

@@ -134,7 +134,7 @@ def make_worker(services: Services, kernel: Kernel) -> Worker:
 
 
 async def schema_status(settings: Settings) -> str:
-    """"ok" when the database is at the newest migration, else what is wrong."""
+    """ "ok" when the database is at the newest migration, else what is wrong."""
     from imgpipe.adapters.db.migrate import current_revision, head_revision
 
     try:

@@ -43,7 +43,6 @@ class DatabaseSettings:
     url: str  # a SQLAlchemy URL: postgresql+psycopg://... or sqlite:///...
 
 
-
 @dataclass(frozen=True, slots=True)
 class LocalStorageSettings:
     root: Path

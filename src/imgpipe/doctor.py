@@ -29,4 +29,3 @@ async def examine(settings: Settings) -> dict[str, dict[str, str]]:
     checks = {name: answer if answer == "ok" else f"FAILED: {answer}" for name, answer in answers.items()}
     checks["schema"] = await schema_status(settings)
     return {"versions": versions, "backends": backends, "checks": checks}
-

@@ -33,4 +33,3 @@ def test_release_does_not_empty_what_a_link_points_to(tmp_path: Path) -> None:
     release(data)
 
     assert outside.stat().st_size == 1000
-

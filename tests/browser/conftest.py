@@ -97,4 +97,3 @@ def screenshot(request: pytest.FixtureRequest) -> Screenshot:
         return path
 
     return take
-

@@ -40,4 +40,3 @@ def imgpipe(imgpipe_server: EmbeddedStack, tmp_path: Path) -> Imgpipe:
         )
 
     return run
-

@@ -180,9 +180,7 @@ async def test_originals_says_where_each_jobs_original_is_stored(repo: SqlJobRep
     assert await repo.originals([]) == {}
 
 
-async def test_expired_leases_lists_only_processing_jobs_past_their_lease(
-    repo: SqlJobRepository, clock: Clock
-) -> None:
+async def test_expired_leases_lists_only_processing_jobs_past_their_lease(repo: SqlJobRepository, clock: Clock) -> None:
     stuck, fresh, _pending = [await new_job(repo, clock) for _ in range(3)]
     await repo.claim(stuck, lease=timedelta(seconds=5), takeover=False)
     await repo.claim(fresh, lease=timedelta(seconds=60), takeover=False)

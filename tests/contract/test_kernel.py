@@ -41,9 +41,7 @@ async def test_a_photo_becomes_a_thumbnail_that_fits_the_box(kernel: Any) -> Non
     assert Image.open(io.BytesIO(made.data)).size == (256, 192)
 
 
-async def test_a_file_is_read_by_the_kernel_itself_and_a_missing_one_is_not_found(
-    kernel: Any, tmp_path: Path
-) -> None:
+async def test_a_file_is_read_by_the_kernel_itself_and_a_missing_one_is_not_found(kernel: Any, tmp_path: Path) -> None:
     original = tmp_path / "original.jpg"
     original.write_bytes(jpeg((600, 800)))
     made = await kernel.render(original, VariantSpec())

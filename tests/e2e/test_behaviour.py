@@ -229,7 +229,10 @@ def test_the_original_descriptions_curl_commands_work_as_written(stack: AnyStack
     base = stack.url.replace("127.0.0.1", "localhost")
     posted = subprocess.run(
         ["curl", "-s", "-F", "file=@example.jpg", f"{base}/api/v1/images"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     accepted = json.loads(posted.stdout)
     assert accepted["status"] == "PENDING" and accepted["id"]

@@ -84,9 +84,7 @@ def test_a_second_embedded_instance_on_the_same_data_folder_is_refused(running: 
 
 
 @pytest.mark.parametrize("mix", ["postgres+memory+folder", "sqlite+rabbitmq+s3"])
-def test_imgpipe_run_works_over_any_mix_of_backends(
-    mix: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
+def test_imgpipe_run_works_over_any_mix_of_backends(mix: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     if mix == "postgres+memory+folder":
         env = {"IMGPIPE_DATABASE_URL": request.getfixturevalue("pg_empty_url")}
     else:

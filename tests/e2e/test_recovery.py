@@ -18,7 +18,9 @@ def test_sigkill_with_jobs_queued_and_processing_then_restart_finishes_every_job
     ids = [upload(stack, photo(i)) for i in range(12)]
     wait_until(
         lambda: sum(get_job(stack, i)["status"] == "PROCESSING" for i in ids) >= 1,
-        20, "a job PROCESSING", stack,
+        20,
+        "a job PROCESSING",
+        stack,
     )
     statuses = {get_job(stack, i)["status"] for i in ids}
     assert statuses <= {"PENDING", "PROCESSING"}, statuses

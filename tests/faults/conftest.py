@@ -50,9 +50,7 @@ def faulty(request: pytest.FixtureRequest) -> Iterator[FaultyStack]:
         }
         api_links = _links(cleanup, db, amqp, s3.endpoint)
         worker_links = _links(cleanup, db, amqp, s3.endpoint)
-        stack = ServerStack(
-            env=env, api_env=role_env(api_links, env), worker_env=role_env(worker_links, env)
-        )
+        stack = ServerStack(env=env, api_env=role_env(api_links, env), worker_env=role_env(worker_links, env))
         cleanup.callback(stack.stop)
         try:
             stack.start()
@@ -103,7 +101,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _order(scenario: str) -> tuple[str, int, str]:
-    """"3. ..." before "12. ...", faults before hostile input ("H2. ...")."""
+    """ "3. ..." before "12. ...", faults before hostile input ("H2. ...")."""
     head = scenario.split(".", 1)[0]
     letters = head.rstrip("0123456789")
     number = head[len(letters) :]

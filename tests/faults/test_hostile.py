@@ -222,7 +222,8 @@ def _multipart_request(declared: int, actual: int) -> bytes:
     boundary = "b0undary"
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n'.encode()
-        + b"\xff\xd8\xff\xe0" + bytes(actual)
+        + b"\xff\xd8\xff\xe0"
+        + bytes(actual)
     )
     return (
         f"POST /api/v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
@@ -237,8 +238,12 @@ def _named_upload(filename: bytes, data: bytes) -> bytes:
         b"Content-Type: image/jpeg\r\n\r\n" + data + b"\r\n--" + boundary + b"--\r\n"
     )
     return (
-        b"POST /api/v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=" + boundary
-        + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
+        b"POST /api/v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary="
+        + boundary
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
     )
 
 

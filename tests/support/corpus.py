@@ -329,6 +329,7 @@ def displayed_size_in_note(row: Row) -> tuple[int, int] | None:
 
 # --- what a good thumbnail of a row looks like ------------------------------------------
 
+
 def _decoded(rendered: Rendered) -> Image.Image:
     image = Image.open(io.BytesIO(rendered.data))
     image.load()

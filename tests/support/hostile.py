@@ -33,16 +33,25 @@ def bombs() -> dict[str, bytes]:
     side = 50_000
     jpeg = (
         b"\xff\xd8"
-        + b"\xff\xdb\x00\x43\x00" + bytes(64)
-        + b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", side, side) + b"\x03\x01\x11\x00\x02\x11\x00\x03\x11\x00"
-        + b"\xff\xda\x00\x0c\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00" + bytes(32) + b"\xff\xd9"
+        + b"\xff\xdb\x00\x43\x00"
+        + bytes(64)
+        + b"\xff\xc0\x00\x11\x08"
+        + struct.pack(">HH", side, side)
+        + b"\x03\x01\x11\x00\x02\x11\x00\x03\x11\x00"
+        + b"\xff\xda\x00\x0c\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00"
+        + bytes(32)
+        + b"\xff\xd9"
     )
     vp8x = struct.pack("<I", 0) + (side - 1).to_bytes(3, "little") + (side - 1).to_bytes(3, "little")
     webp_body = b"WEBP" + b"VP8X" + struct.pack("<I", len(vp8x)) + vp8x
     webp = b"RIFF" + struct.pack("<I", len(webp_body)) + webp_body
     gif = (
-        b"GIF89a" + struct.pack("<HH", side, side) + b"\x00\x00\x00"
-        + b"," + struct.pack("<HHHH", 0, 0, side, side) + b"\x00\x02\x02D\x01\x00;"
+        b"GIF89a"
+        + struct.pack("<HH", side, side)
+        + b"\x00\x00\x00"
+        + b","
+        + struct.pack("<HHHH", 0, 0, side, side)
+        + b"\x00\x02\x02D\x01\x00;"
     )
     ztxt = _png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"A" * (200 << 20), 9))
     iccp = _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(b"\x00" * (200 << 20), 9))
@@ -66,8 +75,10 @@ def non_rasters() -> dict[str, bytes]:
         "href.svg": b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
         b'<image xlink:href="http://169.254.169.254/latest/meta-data/"/></svg>',
         "laughs.svg": b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-        + b"".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">'.encode()
-                   for i in range(1, 10))
+        + b"".join(
+            f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">'.encode()
+            for i in range(1, 10)
+        )
         + b']><svg xmlns="http://www.w3.org/2000/svg"><text>&lol9;</text></svg>',
         "doc.png": b"%PDF-1.7\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
         "archive.gif": b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(40),
@@ -128,9 +139,11 @@ def with_private_metadata() -> bytes:
     exif[0x010F] = "Secret Camera Co."
     gps = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}
     exif[0x8825] = gps
-    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' \
-          b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:City="Berlin"/>' \
-          b"</rdf:RDF></x:xmpmeta>"
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:City="Berlin"/>'
+        b"</rdf:RDF></x:xmpmeta>"
+    )
     out = io.BytesIO()
     Image.linear_gradient("L").resize((800, 600)).convert("RGB").save(out, "JPEG", exif=exif.tobytes(), xmp=xmp)
     data = out.getvalue()

@@ -25,9 +25,7 @@ def photo(seed: int, size: tuple[int, int] = (1200, 800)) -> bytes:
 
 
 def upload(stack: AnyStack, data: bytes, filename: str = "p.jpg", timeout: float = 30) -> str:
-    response = httpx.post(
-        f"{stack.url}/api/v1/images", files={"file": (filename, data, "image/jpeg")}, timeout=timeout
-    )
+    response = httpx.post(f"{stack.url}/api/v1/images", files={"file": (filename, data, "image/jpeg")}, timeout=timeout)
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
     return job_id

@@ -132,9 +132,7 @@ def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any], s
 
 
 @pytest.mark.parametrize("service", ["api", "worker"])
-def test_imgpipe_starts_only_after_its_backends_are_healthy_and_migrated(
-    compose: dict[str, Any], service: str
-) -> None:
+def test_imgpipe_starts_only_after_its_backends_are_healthy_and_migrated(compose: dict[str, Any], service: str) -> None:
     depends = compose["services"][service]["depends_on"]
     assert {name: d["condition"] for name, d in depends.items()} == {
         "postgres": "service_healthy",

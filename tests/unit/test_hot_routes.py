@@ -41,9 +41,10 @@ async def _client(tmp_path: Path, *, hot: bool) -> AsyncIterator[httpx.AsyncClie
     settings = Settings(data_dir=tmp_path / ("hot" if hot else "framework"))
     await upgrade(settings.database.url)
     app = create_app(settings, hot_routes=hot)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
         yield client
 
 
@@ -146,9 +147,10 @@ async def test_one_upload_more_than_the_limit_is_refused_at_once_and_the_slot_co
         await release.wait()  # the client pauses mid-upload, holding its slot
         yield _jpeg()[100:] + f"\r\n--{boundary}--\r\n".encode()
 
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
         headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
         slow = asyncio.create_task(client.post("/api/v1/images", content=slow_body(), headers=headers))
         await asyncio.sleep(0.2)

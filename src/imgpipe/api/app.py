@@ -105,4 +105,3 @@ def create_app(
         return FileResponse(str(static / "index.html"), headers=_PAGE_HEADERS)
 
     return app
-

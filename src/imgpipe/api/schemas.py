@@ -84,16 +84,26 @@ def job_out(job: Job, *, base_url: str, presign: dict[str, str | None]) -> JobOu
 
 def _original(v: Variant, filename: str | None) -> OriginalOut:
     return OriginalOut(
-        content_type=v.content_type, format=v.format, width=v.width, height=v.height,
-        bytes=v.bytes, checksum=v.checksum, filename=filename,
+        content_type=v.content_type,
+        format=v.format,
+        width=v.width,
+        height=v.height,
+        bytes=v.bytes,
+        checksum=v.checksum,
+        filename=filename,
     )
 
 
 def _variant(v: Variant, me: str, presigned: str | None) -> VariantOut:
     return VariantOut(
-        type=v.type, content_type=v.content_type, width=v.width, height=v.height, bytes=v.bytes,
+        type=v.type,
+        content_type=v.content_type,
+        width=v.width,
+        height=v.height,
+        bytes=v.bytes,
         checksum=v.checksum,
-        url=f"{me}/variants/{v.type}", presigned_url=presigned,
+        url=f"{me}/variants/{v.type}",
+        presigned_url=presigned,
     )
 
 

@@ -11,9 +11,7 @@ from imgpipe.domain.ports import JobQueue, JobRepository, ObjectStore
 __all__ = ["check_backends"]
 
 
-async def check_backends(
-    *, jobs: JobRepository, queue: JobQueue, store: ObjectStore, within: float
-) -> dict[str, str]:
+async def check_backends(*, jobs: JobRepository, queue: JobQueue, store: ObjectStore, within: float) -> dict[str, str]:
     """``{"database": "ok", "broker": "<why not>", "storage": "ok"}``, all asked at once."""
     probes = {"database": jobs.ping(), "broker": queue.ping(), "storage": store.ping()}
     answers = await asyncio.gather(*(_answer(p, within) for p in probes.values()))

@@ -356,8 +356,11 @@ def test_a_colour_profile_is_turned_into_a_transform_once_and_converts_as_lcms_d
     fitted = fitted.convert("RGB")
     fitted.thumbnail((256, 256), Image.Resampling.LANCZOS, reducing_gap=3.0)
     expected = ImageCms.profileToProfile(
-        fitted, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
-        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode="RGB",
+        fitted,
+        ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+        ImageCms.createProfile("sRGB"),
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        outputMode="RGB",
         flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
     )
     assert expected is not None

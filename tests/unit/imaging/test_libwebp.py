@@ -62,8 +62,13 @@ def test_pillows_libwebp_is_found_and_named_by_doctor() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["flower2_icc_exif_xmp.webp", "hopper_lossless.webp", "hopper_lossy.webp", "transparent_lossy_alpha.webp",
-     "star_lossless_alpha.webp"],
+    [
+        "flower2_icc_exif_xmp.webp",
+        "hopper_lossless.webp",
+        "hopper_lossy.webp",
+        "transparent_lossy_alpha.webp",
+        "star_lossless_alpha.webp",
+    ],
 )
 def test_still_webps_render_as_through_libvips(name: str, via_libvips: Callable[[bytes], Rendered]) -> None:
     data = (WEBP / name).read_bytes()

@@ -47,9 +47,7 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
 
 async def current_revision(url: str) -> str | None:
-    return await asyncio.to_thread(
-        _in_transaction, url, lambda c: MigrationContext.configure(c).get_current_revision()
-    )
+    return await asyncio.to_thread(_in_transaction, url, lambda c: MigrationContext.configure(c).get_current_revision())
 
 
 def _in_transaction(url: str, fn: Callable[[Connection], T]) -> T:

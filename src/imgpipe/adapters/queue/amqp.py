@@ -84,7 +84,6 @@ class AmqpQueue:
         self._connector: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Future[None]] = set()  # deliveries being handled, whatever their channel
 
-
     async def __aenter__(self) -> AmqpQueue:
         try:
             await self._connect()

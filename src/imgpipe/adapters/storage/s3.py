@@ -122,9 +122,7 @@ class S3Store:
             return response
         raise AssertionError("unreachable")
 
-    async def _call(
-        self, what: str, method: str, bucket: str, key: str = "", **kwargs: Any
-    ) -> aiohttp.ClientResponse:
+    async def _call(self, what: str, method: str, bucket: str, key: str = "", **kwargs: Any) -> aiohttp.ClientResponse:
         try:
             return await self._request(method, bucket, key, **kwargs)
         except _Refused as exc:

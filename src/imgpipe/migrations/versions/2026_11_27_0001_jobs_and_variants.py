@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(64), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
-        sa.CheckConstraint(
-            "status IN ('PENDING', 'PROCESSING', 'DONE', 'FAILED')", name="ck_jobs_status_known"
-        ),
+        sa.CheckConstraint("status IN ('PENDING', 'PROCESSING', 'DONE', 'FAILED')", name="ck_jobs_status_known"),
     )
     op.create_index("ix_jobs_created_at_id", "jobs", ["created_at", "id"])
     op.create_index("ix_jobs_status_lease_until", "jobs", ["status", "lease_until"])

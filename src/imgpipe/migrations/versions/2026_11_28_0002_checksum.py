@@ -24,8 +24,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Only SHA-256 values fit the old column; BLAKE3 ones are dropped.
-    op.execute(
-        "UPDATE variants SET checksum = CASE WHEN checksum LIKE 'sha256:%' THEN substr(checksum, 8) END"
-    )
+    op.execute("UPDATE variants SET checksum = CASE WHEN checksum LIKE 'sha256:%' THEN substr(checksum, 8) END")
     with op.batch_alter_table("variants") as batch:
         batch.alter_column("checksum", new_column_name="sha256", type_=sa.String(64), existing_nullable=True)
