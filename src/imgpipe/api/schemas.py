@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -82,29 +82,23 @@ def job_out(job: Job, *, base_url: str, presign: dict[str, str | None]) -> JobOu
     )
 
 
+def _described(v: Variant) -> dict[str, Any]:
+    """What the original and each variant say of their bytes alike."""
+    return {
+        "content_type": v.content_type,
+        "width": v.width,
+        "height": v.height,
+        "bytes": v.bytes,
+        "checksum": v.checksum,
+    }
+
+
 def _original(v: Variant, filename: str | None) -> OriginalOut:
-    return OriginalOut(
-        content_type=v.content_type,
-        format=v.format,
-        width=v.width,
-        height=v.height,
-        bytes=v.bytes,
-        checksum=v.checksum,
-        filename=filename,
-    )
+    return OriginalOut(**_described(v), format=v.format, filename=filename)
 
 
 def _variant(v: Variant, me: str, presigned: str | None) -> VariantOut:
-    return VariantOut(
-        type=v.type,
-        content_type=v.content_type,
-        width=v.width,
-        height=v.height,
-        bytes=v.bytes,
-        checksum=v.checksum,
-        url=f"{me}/variants/{v.type}",
-        presigned_url=presigned,
-    )
+    return VariantOut(**_described(v), type=v.type, url=f"{me}/variants/{v.type}", presigned_url=presigned)
 
 
 def encode_cursor(position: tuple[datetime, UUID]) -> str:
