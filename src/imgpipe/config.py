@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     kernel_max_rss_mb: int = Field(default=1024, ge=64)
     # Kept between renders for the next to reuse; at most half of kernel_max_rss_mb (bootstrap.build_kernel).
     kernel_keep_heap_mb: int = Field(default=256, ge=0)
+    # The api, worker and run processes' own: buffers up to this come from a heap that keeps it (imgpipe.heap).
+    keep_heap_mb: int = Field(default=32, ge=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, else JSON

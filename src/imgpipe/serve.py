@@ -18,6 +18,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from imgpipe.config import MemoryBrokerSettings, Settings
+from imgpipe.heap import keep_heap
 from imgpipe.logs import configure_logging
 
 __all__ = ["main"]
@@ -40,6 +41,8 @@ def main(args: argparse.Namespace) -> int:
     fmt = settings.log_format if settings.log_format != "auto" else ("console" if sys.stdout.isatty() else "json")
     configure_logging(settings.log_level, fmt)
     command = args.command
+    if command in ("api", "worker", "run"):
+        keep_heap(settings.keep_heap_mb * 1024 * 1024)
     if command in ("api", "worker") and isinstance(settings.broker, MemoryBrokerSettings):
         print(
             f"imgpipe {command}: IMGPIPE_BROKER_URL=memory:// only works inside one process; "

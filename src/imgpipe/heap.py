@@ -1,0 +1,38 @@
+"""``keep_heap``: a long-running process's malloc told to keep image-sized buffers' pages for the next image.
+
+glibc maps a buffer past its adaptive threshold (128 KiB at first) afresh, and hands the top
+of its heap back past twice that threshold; a buffer the size of a photo (an upload waiting
+for its PUT, an original fetched for the kernel) is then faulted in and zeroed again for
+most images. With both thresholds fixed at the memory kept, such buffers come from a heap
+that keeps its pages. Kernel processes get the same from their environment
+(``kernel_pool.malloc_tunables``), set before they start.
+
+Measured on the server stack, 12 MP JPEGs, 3 alternating pairs of 300 uploads, 32 MiB kept:
+the API faulted 2-5 pages per image against 230-290, the worker 1 against 252-265, and they
+spent 0.6-1.0 and 0.5-1.0 ms of CPU per image less; each holds 8-10 MB more. Where glibc's
+adaptive threshold lands depends on the process's history (importing ctypes alone moved it),
+so without this the same code faults or not from one start to the next.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+__all__ = ["keep_heap"]
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters, from glibc's malloc.h
+
+
+def keep_heap(nbytes: int) -> bool:
+    """Serve buffers up to ``nbytes`` from the heap, and keep up to ``nbytes`` of it free for reuse.
+
+    False, changing nothing, for 0 or where the C library has no ``mallopt`` (musl).
+    """
+    if nbytes <= 0:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, nbytes)) and bool(mallopt(_M_TRIM_THRESHOLD, nbytes))
