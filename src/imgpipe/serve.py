@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from imgpipe.config import MemoryBrokerSettings, Settings
 from imgpipe.heap import keep_heap
+from imgpipe.helper_threads import helper_pool
 from imgpipe.logs import configure_logging
 
 __all__ = ["main"]
@@ -67,6 +68,8 @@ def _asyncio_run(coro: Coroutine[Any, Any, int]) -> int:
 
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
+        # asyncio.to_thread's pool: fsyncs, renames and the probe, off the event loop's thread.
+        runner.get_loop().set_default_executor(helper_pool(name="imgpipe"))
         return runner.run(coro)
 
 

@@ -25,7 +25,6 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -35,6 +34,7 @@ from uuid import UUID
 
 from imgpipe.adapters.db.listener import StatusListener
 from imgpipe.domain.errors import DatabaseUnavailable
+from imgpipe.helper_threads import helper_pool
 
 __all__ = ["Database", "Dialect", "Tx", "open_database"]
 
@@ -145,7 +145,7 @@ class Database:
         self._connect = connect
         self._connect_inline = connect_inline
         self._log_file = log_file
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"db-{dialect.name}")
+        self._pool = helper_pool(threads, name=f"db-{dialect.name}")
         self._local = threading.local()
         self._opened: set[Any] = set()
         self._lock = threading.Lock()
