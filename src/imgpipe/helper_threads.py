@@ -6,9 +6,10 @@ thread running there, and the one running is most often the event loop's, which 
 the GIL the woken thread then waits for: a switch there and back for nothing. Under
 ``SCHED_BATCH`` a thread still runs at once on an idle core, but does not preempt.
 
-Measured on the embedded stack, 12 MP JPEGs, 3 alternating pairs of 400 uploads: the event
-loop's thread was preempted 2.9-3.4 times per image against 10.2-11.6, and the ``run``
-process spent 4.72-5.05 ms of CPU per image against 5.20-6.00.
+Measured with 12 MP JPEGs, alternating pairs against plain pools: on the embedded stack (7 pairs
+of 400 uploads) the event loop's thread was preempted 3.4-3.8 times per image against 10.3-12.9,
+and the ``run`` process spent 5.86 against 6.28 ms of CPU per image (means); on the server stack
+(3 pairs of 300) the API spent 5.97-6.33 against 6.73-7.07 ms, the worker 4.73-4.97 against 5.10-5.47.
 """
 
 from __future__ import annotations
