@@ -1,4 +1,4 @@
-"""``keep_heap``: a long-running process's malloc told to keep image-sized buffers' pages for the next image.
+"""glibc's malloc in a long-running process: keep image-sized buffers' pages for the next image, or trim them.
 
 glibc maps a buffer past its adaptive threshold (128 KiB at first) afresh, and hands the top
 of its heap back past twice that threshold; a buffer the size of a photo (an upload waiting
@@ -16,8 +16,10 @@ spent 0.6-1.0 and 0.5-1.0 ms of CPU per image less; each holds 8-10 MB more. Wit
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["keep_heap"]
+__all__ = ["heap_trimmer", "keep_heap"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters, from glibc's malloc.h
 
@@ -27,11 +29,22 @@ def keep_heap(nbytes: int) -> bool:
 
     False, changing nothing, for 0 or where the C library has no ``mallopt`` (musl).
     """
-    if nbytes <= 0:
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt") if nbytes > 0 else None
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(_M_MMAP_THRESHOLD, nbytes)) and bool(mallopt(_M_TRIM_THRESHOLD, nbytes))
+
+
+def heap_trimmer() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (the heap's free pages back to the system), or None where there is none (musl)."""
+    trim: Callable[[int], int] | None = _glibc("malloc_trim")
+    return trim
+
+
+def _glibc(name: str) -> Any:
+    """The C library's function ``name``, or None where it has none."""
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None

@@ -7,8 +7,9 @@ import io
 import psutil
 from PIL import Image
 
+from imgpipe.heap import heap_trimmer
 from imgpipe.imaging.types import Limits, VariantSpec
-from imgpipe.worker.kernel_child import KEEP_HEAP, _heap_trimmer, release_heap
+from imgpipe.worker.kernel_child import KEEP_HEAP, release_heap
 from imgpipe.worker.kernel_pool import ProcessKernel
 
 MB = 2**20
@@ -29,7 +30,7 @@ def test_the_heap_is_trimmed_only_after_a_render_that_left_the_process_above_the
 
 
 def test_glibcs_malloc_trim_is_found_and_runs() -> None:
-    trim = _heap_trimmer()
+    trim = heap_trimmer()
     assert trim is not None
     assert trim(0) in (0, 1)
 

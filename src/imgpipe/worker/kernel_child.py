@@ -6,7 +6,6 @@ when its stdin closes, so it never outlives the worker that started it.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imgpipe.heap import heap_trimmer
 from imgpipe.worker.frames import PREFIX, pack, read_original, unpack_prefix
 
 if TYPE_CHECKING:
@@ -61,15 +61,6 @@ def _rss_bytes() -> int:
         return 0
 
 
-def _heap_trimmer() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl)."""
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
 def release_heap(rss: int, keep: int, trim: Callable[[int], int] | None) -> bool:
     """Give the heap's free pages back after a render that left the process above ``keep``."""
     if trim is None or rss <= keep:
@@ -90,7 +81,7 @@ def serve(max_pixels: int, keep_heap: int = KEEP_HEAP) -> None:
     # One libvips thread: the pool runs one process per core, which is the parallel work.
     kernel.configure(threads=1)
     limits = Limits(max_pixels=max_pixels)
-    trim = _heap_trimmer()
+    trim = heap_trimmer()
 
     while True:
         prefix = _read_exact(0, PREFIX.size)
