@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,19 @@ async def test_kernel_processes_run_with_the_huge_page_malloc_tunable(monkeypatc
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     async with ProcessKernel(processes=1, limits=LIMITS, timeout_seconds=30) as pool:
         [child] = pool._all
-        environ = Path(f"/proc/{child.proc.pid}/environ").read_bytes().split(b"\0")  # noqa: ASYNC240 (procfs)
+        tunables = _tunables_of(child.proc.pid)
         assert (await pool.render(jpeg((800, 600)), VariantSpec())).width == 256
-    assert f"GLIBC_TUNABLES={malloc_tunables()}".encode() in environ
+    assert tunables == malloc_tunables()
+
+
+def _tunables_of(pid: int) -> str:
+    """A process's GLIBC_TUNABLES from /proc. ld.so cuts the string at each ':' in place as it reads it, so
+    once it has, the parts follow as entries of their own: read before, the string is whole."""
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    at = next(i for i, entry in enumerate(entries) if entry.startswith(b"GLIBC_TUNABLES="))
+    parts = [entries[at].removeprefix(b"GLIBC_TUNABLES=")]
+    parts += itertools.takewhile(lambda entry: entry.startswith(b"glibc."), entries[at + 1 :])
+    return b":".join(parts).decode()
 
 
 @pytest.mark.parametrize("operator", [None, "glibc.malloc.arena_max=2"])
