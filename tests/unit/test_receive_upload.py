@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
+import random
 from typing import IO, Any
 
 from PIL import Image
@@ -45,7 +45,8 @@ def _request(body: bytes, boundary: str, chunk: int) -> tuple[Request, list[byte
 def _jpeg_with_tail(tail: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (32, 24), (10, 200, 30)).save(out, "JPEG")
-    return out.getvalue() + os.urandom(tail)  # bytes after the image: still the upload's, kept as sent
+    # Bytes after the image, still the upload's, kept as sent; seeded, for the reason in the test below.
+    return out.getvalue() + random.Random(1).randbytes(tail)
 
 
 async def test_every_byte_reaches_the_sink_as_a_view_into_the_chunk_it_arrived_in() -> None:
@@ -58,6 +59,11 @@ async def test_every_byte_reaches_the_sink_as_a_view_into_the_chunk_it_arrived_i
         + f"\r\n--{boundary}--\r\n".encode()
     )
     request, chunks = _request(body, boundary, chunk=65_537)  # boundaries and headers fall across chunks
+    # A chunk that ends in what may be the start of the closing delimiter has those few bytes held back
+    # by the parser and sent on from its own copy of the delimiter. Random bytes do that now and then
+    # (a chunk ending in "\r"); this input, seeded, does not.
+    delimiter = f"\r\n--{boundary}".encode()
+    assert not any(c.endswith(delimiter[:k]) for c in chunks[:-1] for k in range(1, len(delimiter)))
     sink = _Sink()
     received = await receive_upload(request, sink, max_bytes=10_000_000, idle_timeout=5, total_timeout=30)
     assert b"".join(sink.writes) == image
